@@ -1,0 +1,289 @@
+"""The dask layer: row chunks, one-pass reductions of statistics, predict graphs.
+
+One EM iteration is one graph built afresh from small numpy parameters::
+
+    daskgmm_params ─┐
+    row chunk i ────┴─> daskgmm_estep (i) ──> daskgmm_reduce (level, j) ──> ... ──> stats
+
+The parameters enter the graph once, as one key every E-step task depends on; each
+E-step task reduces its chunk to :class:`~daskgmm._stats.SufficientStats`, and a
+tree of ``split_every``-way merges in fixed chunk order combines them, so the
+result does not depend on which worker finished first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.delayed import Delayed, delayed
+
+from ._stats import merge_all
+from ._validation import (
+    check_data_shape,
+    check_sample_weight_shape,
+    check_sample_weight_values,
+)
+
+DEFAULT_SPLIT_EVERY = 8
+#: Upper bound on the size of the chunks made from an in-memory numpy array.
+MAX_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass
+class RowChunks:
+    """Data prepared for repeated passes: row chunks as delayed blocks.
+
+    Attributes
+    ----------
+    array : dask.array.Array
+        Shape (N, D), one chunk along the features.
+    blocks : list of Delayed
+        One per row chunk, in order.
+    weights : list of Delayed or None
+        Sample weights aligned with ``blocks``.
+    weight_array : dask.array.Array or None
+        The same weights as one array of shape (N,).
+    """
+
+    array: da.Array
+    blocks: list
+    weights: list | None = None
+    weight_array: da.Array | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.array.shape[1])
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.blocks)
+
+
+def auto_chunk_rows(n_samples: int, n_features: int, itemsize: int) -> int:
+    """Rows per chunk for an in-memory array: several chunks per core, <= 64 MiB."""
+    per_core = max(1, 4 * (os.cpu_count() or 1))
+    rows = math.ceil(n_samples / per_core)
+    cap = max(1, MAX_CHUNK_BYTES // max(1, n_features * itemsize))
+    return int(max(1, min(rows, cap)))
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def as_dask_array(X, chunk_rows="auto") -> da.Array:
+    """A 2-D float dask array with one chunk along the features.
+
+    Parameters
+    ----------
+    X : numpy array, dask array or array-like
+        Integer and boolean data become float64; float32 stays float32.
+    chunk_rows : int or 'auto'
+        Rows per chunk when ``X`` is not already a dask array.
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    if not isinstance(X, da.Array):
+        X = np.asarray(X)
+        check_data_shape(X.shape, X.dtype)
+        if chunk_rows == "auto":
+            chunk_rows = auto_chunk_rows(X.shape[0], X.shape[1], X.dtype.itemsize)
+        X = da.from_array(X, chunks=(chunk_rows, -1), name=False, asarray=True)
+    check_data_shape(X.shape, X.dtype)
+    if X.numblocks[1] > 1:
+        X = X.rechunk({1: -1})
+    target = _float_dtype(X.dtype)
+    return X if X.dtype == target else X.astype(target)
+
+
+def prepare_rows(
+    X, sample_weight=None, chunk_rows="auto", n_components=None
+) -> RowChunks:
+    """Validate data (and weights) and split them into row chunks for repeated passes.
+
+    Parameters
+    ----------
+    X : array-like of shape (N, D)
+    sample_weight : array-like of shape (N,), optional
+        Numpy weights are checked here; dask weights during the first pass.
+    chunk_rows : int or 'auto'
+    n_components : int, optional
+        When fitting, the minimum number of rows.
+
+    Returns
+    -------
+    RowChunks
+    """
+    if not isinstance(X, da.Array):
+        X = np.asarray(X)
+    check_data_shape(X.shape, X.dtype, n_components)
+    array = as_dask_array(X, chunk_rows)
+    blocks = list(array.to_delayed().ravel())
+    weights = None
+    if sample_weight is not None:
+        if not isinstance(sample_weight, da.Array):
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            check_sample_weight_shape(sample_weight.shape, array.shape[0])
+            check_sample_weight_values(sample_weight)
+            sample_weight = da.from_array(
+                sample_weight, chunks=(array.chunks[0],), name=False
+            )
+        else:
+            check_sample_weight_shape(sample_weight.shape, array.shape[0])
+            sample_weight = sample_weight.astype(np.float64).rechunk((array.chunks[0],))
+        weights = list(sample_weight.to_delayed().ravel())
+    return RowChunks(array, blocks, weights, sample_weight)
+
+
+def _tree_reduce(leaves: list, name: str, split_every: int) -> Delayed:
+    """Merge leaves in a tree of ``split_every``-way merges, in fixed order."""
+    level = 0
+    while len(leaves) > 1:
+        leaves = [
+            delayed(merge_all, pure=True)(
+                leaves[i : i + split_every], dask_key_name=(name, level, j)
+            )
+            for j, i in enumerate(range(0, len(leaves), split_every))
+        ]
+        level += 1
+    return leaves[0]
+
+
+def reduce_chunks(
+    rows: RowChunks,
+    chunk_func: Callable,
+    shared,
+    prefix: str = "daskgmm_estep",
+    split_every: int | None = None,
+) -> Delayed:
+    """Graph of ``chunk_func`` on every row chunk, merged by a reduction tree.
+
+    Parameters
+    ----------
+    rows : RowChunks
+    chunk_func : callable
+        ``chunk_func(block, shared, weights_or_None, chunk_index) -> SufficientStats``.
+    shared : object
+        Small parameters; placed in the graph once, under a ``daskgmm_params`` key.
+    prefix : str
+        Key prefix of the per-chunk tasks (what the dashboard shows).
+    split_every : int, optional
+        Fan-in of the reduction tree (default 8).
+
+    Returns
+    -------
+    Delayed
+        Computes to the merged statistics.
+    """
+    token = uuid.uuid4().hex
+    params = delayed(shared, name=f"daskgmm_params-{token}", pure=True)
+    weights = rows.weights or [None] * rows.n_chunks
+    leaves = [
+        delayed(chunk_func, pure=True)(
+            block, params, weight, i, dask_key_name=(f"{prefix}-{token}", i)
+        )
+        for i, (block, weight) in enumerate(zip(rows.blocks, weights))
+    ]
+    return _tree_reduce(
+        leaves, f"daskgmm_reduce-{token}", split_every or DEFAULT_SPLIT_EVERY
+    )
+
+
+@contextmanager
+def single_threaded_blas():
+    """Limit BLAS to one thread while dask's threads run chunk kernels.
+
+    Dask already runs one task per core; BLAS threads on top of that oversubscribe
+    the cores.  Distributed workers get the same limit from their nanny.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def compute(*graphs):
+    """Compute graphs in one call with single-threaded BLAS; returns a tuple."""
+    with single_threaded_blas():
+        return dask.compute(*graphs)
+
+
+def map_rows(
+    X: da.Array,
+    row_func: Callable,
+    shared,
+    n_columns: int | None,
+    dtype,
+    prefix: str = "daskgmm_predict",
+) -> da.Array:
+    """Lazy blockwise ``row_func(block, shared)`` over row chunks.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (N, D), one chunk along the features
+    row_func : callable
+        ``row_func(block, shared) -> ndarray`` of shape (n,) or (n, n_columns).
+    shared : object
+        Small parameters; placed in the graph once.
+    n_columns : int or None
+        None for one value per row.
+    dtype : numpy dtype of the result
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    token = uuid.uuid4().hex
+    params = delayed(shared, name=f"daskgmm_params-{token}", pure=True)
+    name = f"{prefix}-{token}"
+    if n_columns is None:
+        return X.map_blocks(
+            row_func,
+            params,
+            drop_axis=1,
+            dtype=dtype,
+            name=name,
+            meta=np.empty((0,), dtype),
+        )
+    return X.map_blocks(
+        row_func,
+        params,
+        chunks=(X.chunks[0], (n_columns,)),
+        dtype=dtype,
+        name=name,
+        meta=np.empty((0, 0), dtype),
+    )
+
+
+def gather_rows(rows: RowChunks, indices: np.ndarray):
+    """Rows (and their weights) at sorted ``indices``, read in one pass.
+
+    Returns
+    -------
+    X : ndarray of shape (len(indices), D)
+    weights : ndarray of shape (len(indices),) or None
+    """
+    picked = [rows.array[indices]]
+    if rows.weights is not None:
+        weights = da.concatenate(
+            [da.from_delayed(w, (np.nan,), np.float64) for w in rows.weights]
+        )
+        weights = weights.rechunk((rows.array.chunks[0],))
+        picked.append(weights[indices])
+    out = compute(*picked)
+    return out[0], (out[1] if len(out) > 1 else None)

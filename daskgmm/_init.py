@@ -1,0 +1,185 @@
+"""Initial parameters over chunked data, never loading the whole dataset.
+
+``kmeans``, ``k-means++`` and ``random_from_data`` work on a bounded random sample
+of rows (all rows, in order, when there are no more than ``init_sample_size``: then
+the result is scikit-learn's for the same ``random_state``).  ``random`` draws
+responsibilities blockwise, seeded per chunk, in one pass.  User-supplied
+``weights_init``, ``means_init`` and ``precisions_init`` replace what was computed,
+as in scikit-learn.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._engine import RowChunks, compute, gather_rows, reduce_chunks
+from ._kernels import covariances_from_cholesky, precision_cholesky_from_precisions
+from ._stats import (
+    RandomResponsibilities,
+    chunk_stats,
+    m_step,
+    stats_from_responsibilities,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InitialGuess:
+    """What the user supplied, validated (None where not supplied)."""
+
+    weights: np.ndarray | None
+    means: np.ndarray | None
+    precisions: np.ndarray | None
+
+    @property
+    def complete(self) -> bool:
+        return (
+            self.weights is not None
+            and self.means is not None
+            and self.precisions is not None
+        )
+
+
+def sample_rows(rows: RowChunks, size: int, random_state: np.random.RandomState):
+    """A bounded random sample of finite rows, gathered from the chunks in one pass.
+
+    All rows, in order, when there are no more than ``size``.
+
+    Returns
+    -------
+    X : ndarray of shape (n, D)
+    weights : ndarray of shape (n,) or None
+    """
+    n = rows.n_samples
+    if n <= size:
+        indices = np.arange(n)
+    else:
+        rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+        indices = np.sort(rng.choice(n, size=size, replace=False))
+    X, weights = gather_rows(rows, indices)
+    finite = np.isfinite(X).all(axis=1)
+    if not finite.all():
+        X = X[finite]
+        weights = None if weights is None else weights[finite]
+    return X, weights
+
+
+def _one_hot(n: int, k: int, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    resp = np.zeros((n, k))
+    resp[rows, columns] = 1.0
+    return resp
+
+
+def _resp_kmeans(X, weights, k, random_state):
+    from sklearn.cluster import KMeans
+
+    labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit(
+        X, sample_weight=weights
+    )
+    return _one_hot(X.shape[0], k, np.arange(X.shape[0]), labels.labels_)
+
+
+def _resp_kmeans_plusplus(X, weights, k, random_state):
+    from sklearn.cluster import kmeans_plusplus
+
+    _, indices = kmeans_plusplus(X, k, random_state=random_state, sample_weight=weights)
+    return _one_hot(X.shape[0], k, indices, np.arange(k))
+
+
+def _resp_random_from_data(X, weights, k, random_state):
+    indices = random_state.choice(X.shape[0], size=k, replace=False)
+    return _one_hot(X.shape[0], k, indices, np.arange(k))
+
+
+_SAMPLE_INITIALISERS = {
+    "kmeans": _resp_kmeans,
+    "k-means++": _resp_kmeans_plusplus,
+    "random_from_data": _resp_random_from_data,
+}
+
+
+def _stats_from_sample(
+    rows, init_params, k, covariance_type, sample_size, random_state
+):
+    X, weights = sample_rows(rows, sample_size, random_state)
+    if X.shape[0] < k:
+        raise ValueError(
+            f"Only {X.shape[0]} finite rows were found in the initialisation sample for "
+            f"n_components={k}; increase init_sample_size, reduce n_components, or remove "
+            "rows with NaN/inf values."
+        )
+    logger.debug("init %s on a sample of %d rows", init_params, X.shape[0])
+    resp = _SAMPLE_INITIALISERS[init_params](X, weights, k, random_state)
+    return stats_from_responsibilities(X, resp, covariance_type, weights)
+
+
+def _stats_random(rows, k, covariance_type, random_state, split_every):
+    seed = int(random_state.randint(np.iinfo(np.int32).max))
+    spec = RandomResponsibilities(seed, k, covariance_type)
+    graph = reduce_chunks(rows, chunk_stats, spec, "daskgmm_init", split_every)
+    return compute(graph)[0]
+
+
+def initial_parameters(
+    rows: RowChunks,
+    *,
+    n_components: int,
+    covariance_type: str,
+    init_params: str,
+    reg_covar: float,
+    guess: InitialGuess,
+    random_state: np.random.RandomState,
+    init_sample_size: int,
+    split_every: int | None = None,
+):
+    """Initial weights, means, covariances and precision Cholesky factors.
+
+    Parameters
+    ----------
+    rows : RowChunks
+    n_components, covariance_type, init_params, reg_covar
+        As the estimator's parameters.
+    guess : InitialGuess
+        Validated user-supplied parameters.
+    random_state : numpy.random.RandomState
+        Shared with the rest of the fit (consumed as scikit-learn consumes it).
+    init_sample_size : int
+        At most this many rows feed the sample-based initialisers.
+    split_every : int, optional
+        Fan-in of the reduction tree for ``init_params='random'``.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(weights, means, covariances, precisions_cholesky)``.
+    """
+    weights = means = covariances = prec_chol = None
+    if not guess.complete:
+        if init_params == "random":
+            stats = _stats_random(
+                rows, n_components, covariance_type, random_state, split_every
+            )
+        else:
+            stats = _stats_from_sample(
+                rows,
+                init_params,
+                n_components,
+                covariance_type,
+                init_sample_size,
+                random_state,
+            )
+        weights, means, covariances, prec_chol = m_step(stats, reg_covar)
+    if guess.weights is not None:
+        weights = guess.weights
+    if guess.means is not None:
+        means = guess.means
+    if guess.precisions is not None:
+        prec_chol = precision_cholesky_from_precisions(
+            guess.precisions, covariance_type
+        )
+        covariances = covariances_from_cholesky(prec_chol, covariance_type)
+    return weights, means, covariances, prec_chol

@@ -1,0 +1,372 @@
+"""Gaussian log-densities and precision algebra, per covariance type (numpy only).
+
+Shapes follow scikit-learn's conventions::
+
+    covariance_type   covariances / precisions / precisions_cholesky
+    'full'            (K, D, D)
+    'tied'            (D, D)
+    'diag'            (K, D)
+    'spherical'       (K,)
+
+``precisions_cholesky`` is scikit-learn's upper-triangular factor ``P`` with
+``P @ P.T == inv(covariance)``, so that the Mahalanobis term of a row ``x`` is
+``|x @ P - mu @ P|**2``.
+
+Every function here takes the covariance type as data and dispatches through a
+dict, never an if-chain.  Nothing here imports dask.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy import linalg
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: Bytes of the widest per-block temporary, (rows, K*D) float64 for 'full'; rows
+#: are processed in blocks of this size so the products stay in cache.
+BLOCK_BYTES = 1 << 21
+LOG_2PI = math.log(2.0 * math.pi)
+
+SINGULAR_COVARIANCE_MESSAGE = (
+    "Fitting the mixture model failed because some components have an ill-defined "
+    "empirical covariance (for instance caused by singleton or collapsed samples). "
+    "Increase reg_covar, decrease n_components, or scale the input data."
+)
+
+
+class SingularCovarianceError(ValueError):
+    """A covariance estimate is not positive definite."""
+
+
+# --------------------------------------------------------------------------- #
+# covariance -> precision Cholesky factor
+# --------------------------------------------------------------------------- #
+def _upper_precision_factor(covariance: np.ndarray) -> np.ndarray:
+    """Upper-triangular ``P`` with ``P @ P.T == inv(covariance)``; (D, D) -> (D, D)."""
+    try:
+        cov_chol = linalg.cholesky(covariance, lower=True)
+    except linalg.LinAlgError as exc:
+        raise SingularCovarianceError(SINGULAR_COVARIANCE_MESSAGE) from exc
+    eye = np.eye(covariance.shape[0], dtype=covariance.dtype)
+    return linalg.solve_triangular(cov_chol, eye, lower=True).T
+
+
+def _prec_chol_full(covariances: np.ndarray) -> np.ndarray:
+    return np.stack([_upper_precision_factor(c) for c in covariances])
+
+
+def _prec_chol_vector(covariances: np.ndarray) -> np.ndarray:
+    if not np.all(covariances > 0.0):
+        raise SingularCovarianceError(SINGULAR_COVARIANCE_MESSAGE)
+    return 1.0 / np.sqrt(covariances)
+
+
+_PREC_CHOL_FROM_COV: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "full": _prec_chol_full,
+    "tied": _upper_precision_factor,
+    "diag": _prec_chol_vector,
+    "spherical": _prec_chol_vector,
+}
+
+
+def precision_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Precision Cholesky factors from covariances.
+
+    Parameters
+    ----------
+    covariances : ndarray
+        Shape (K, D, D), (D, D), (K, D) or (K,) for full, tied, diag, spherical.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``covariances``.
+
+    Raises
+    ------
+    SingularCovarianceError
+        If a covariance is not positive definite.
+    """
+    return _PREC_CHOL_FROM_COV[covariance_type](
+        np.asarray(covariances, dtype=np.float64)
+    )
+
+
+# --------------------------------------------------------------------------- #
+# precision -> precision Cholesky factor (user-supplied precisions_init)
+# --------------------------------------------------------------------------- #
+def _upper_factor_of_precision(precision: np.ndarray) -> np.ndarray:
+    """Upper-triangular ``U`` with ``U @ U.T == precision``; (D, D) -> (D, D)."""
+    flipped = precision[::-1, ::-1]
+    return linalg.cholesky(flipped, lower=True)[::-1, ::-1].copy()
+
+
+_PREC_CHOL_FROM_PREC: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "full": lambda p: np.stack([_upper_factor_of_precision(m) for m in p]),
+    "tied": _upper_factor_of_precision,
+    "diag": np.sqrt,
+    "spherical": np.sqrt,
+}
+
+
+def precision_cholesky_from_precisions(
+    precisions: np.ndarray, covariance_type: str
+) -> np.ndarray:
+    """Upper-triangular precision factors ``U`` with ``U @ U.T == precision``.
+
+    Parameters
+    ----------
+    precisions : ndarray
+        Shape as for :func:`precision_cholesky`.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``precisions``.
+    """
+    return _PREC_CHOL_FROM_PREC[covariance_type](
+        np.asarray(precisions, dtype=np.float64)
+    )
+
+
+# --------------------------------------------------------------------------- #
+# precision Cholesky factor -> precisions, covariances, log-determinant
+# --------------------------------------------------------------------------- #
+_PRECISIONS_FROM_CHOL: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "full": lambda p: p @ np.swapaxes(p, -1, -2),
+    "tied": lambda p: p @ p.T,
+    "diag": np.square,
+    "spherical": np.square,
+}
+
+
+def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Precisions ``P @ P.T`` (or ``P**2``) from their Cholesky factors; same shape."""
+    return _PRECISIONS_FROM_CHOL[covariance_type](prec_chol)
+
+
+def _covariance_from_upper_factor(factor: np.ndarray) -> np.ndarray:
+    inverse = linalg.solve_triangular(factor, np.eye(factor.shape[0]), lower=False)
+    return inverse.T @ inverse
+
+
+_COVARIANCES_FROM_CHOL: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "full": lambda p: np.stack([_covariance_from_upper_factor(m) for m in p]),
+    "tied": _covariance_from_upper_factor,
+    "diag": lambda p: 1.0 / np.square(p),
+    "spherical": lambda p: 1.0 / np.square(p),
+}
+
+
+def covariances_from_cholesky(
+    prec_chol: np.ndarray, covariance_type: str
+) -> np.ndarray:
+    """Covariances ``inv(P @ P.T)`` from precision Cholesky factors; same shape."""
+    return _COVARIANCES_FROM_CHOL[covariance_type](prec_chol)
+
+
+_LOG_DET: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "full": lambda p, d: np.log(np.diagonal(p, axis1=1, axis2=2)).sum(axis=1),
+    "tied": lambda p, d: np.log(np.diagonal(p)).sum(),
+    "diag": lambda p, d: np.log(p).sum(axis=1),
+    "spherical": lambda p, d: d * np.log(p),
+}
+
+
+def log_det_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int):
+    """Log-determinant of each precision Cholesky factor.
+
+    Returns
+    -------
+    ndarray of shape (K,), or a scalar for 'tied'
+        ``log det P`` = half the log-determinant of the precision.
+    """
+    return _LOG_DET[covariance_type](prec_chol, n_features)
+
+
+# --------------------------------------------------------------------------- #
+# log-densities
+# --------------------------------------------------------------------------- #
+class LogDensity:
+    """Per-component Gaussian log-densities, prepared once for many row blocks.
+
+    The parameters are turned once into the matrices that the row kernel needs
+    (for 'full' the K factors side by side, so that one matrix product of width
+    K*D serves all components).  Rows are centred on a per-block ``shift`` before
+    any product, which keeps float32 data and data far from the origin accurate.
+
+    Parameters
+    ----------
+    means : ndarray of shape (K, D)
+    prec_chol : ndarray
+        Precision Cholesky factors, shape per covariance type.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    weights : ndarray of shape (K,), optional
+        Mixture weights; when given, :meth:`__call__` adds ``log(weights)``.
+    """
+
+    def __init__(self, means, prec_chol, covariance_type, weights=None):
+        self.covariance_type = covariance_type
+        self.means = np.asarray(means, dtype=np.float64)
+        self.prec_chol = np.asarray(prec_chol, dtype=np.float64)
+        n_components, n_features = self.means.shape
+        self.n_components = n_components
+        self.n_features = n_features
+        offset = log_det_cholesky(self.prec_chol, covariance_type, n_features)
+        offset = np.broadcast_to(offset - 0.5 * n_features * LOG_2PI, (n_components,))
+        if weights is not None:
+            with np.errstate(divide="ignore"):
+                offset = offset + np.log(np.asarray(weights, dtype=np.float64))
+        self.offset = np.ascontiguousarray(offset)
+        _PREPARE[covariance_type](self)
+
+    def __call__(self, X: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """Log-densities (plus log-weights, if given) of rows ``X``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, D), float64
+            Rows already centred: ``X = rows - shift``.
+        shift : ndarray of shape (D,)
+            What was subtracted from the rows.
+
+        Returns
+        -------
+        ndarray of shape (n, K)
+        """
+        maha = _MAHALANOBIS[self.covariance_type](self, X, self.means - shift)
+        maha *= -0.5
+        maha += self.offset
+        return maha
+
+
+def _prepare_full(ld: LogDensity) -> None:
+    # (K, D, D) -> (D, K*D): column block k is P_k.
+    ld.stacked = np.ascontiguousarray(
+        np.transpose(ld.prec_chol, (1, 0, 2)).reshape(ld.n_features, -1)
+    )
+
+
+def _prepare_tied(ld: LogDensity) -> None:
+    ld.stacked = ld.prec_chol
+
+
+def _prepare_diag(ld: LogDensity) -> None:
+    ld.precisions = np.square(ld.prec_chol)  # (K, D)
+
+
+def _prepare_spherical(ld: LogDensity) -> None:
+    ld.precisions = np.square(ld.prec_chol)  # (K,)
+
+
+def _mahalanobis_full(ld: LogDensity, X: np.ndarray, means: np.ndarray) -> np.ndarray:
+    n, k, d = X.shape[0], ld.n_components, ld.n_features
+    y = X @ ld.stacked  # (n, K*D)
+    y -= np.einsum("kd,dke->ke", means, ld.stacked.reshape(d, k, d)).reshape(-1)
+    np.square(y, out=y)
+    return y.reshape(n, k, d).sum(axis=2)
+
+
+def _mahalanobis_tied(ld: LogDensity, X: np.ndarray, means: np.ndarray) -> np.ndarray:
+    y = X @ ld.stacked  # (n, D)
+    centres = means @ ld.stacked  # (K, D)
+    diff = y[:, None, :] - centres[None, :, :]
+    np.square(diff, out=diff)
+    return diff.sum(axis=2)
+
+
+def _mahalanobis_diag(ld: LogDensity, X: np.ndarray, means: np.ndarray) -> np.ndarray:
+    prec = ld.precisions
+    out = np.square(X) @ prec.T
+    out -= 2.0 * (X @ (means * prec).T)
+    out += (np.square(means) * prec).sum(axis=1)
+    return out
+
+
+def _mahalanobis_spherical(
+    ld: LogDensity, X: np.ndarray, means: np.ndarray
+) -> np.ndarray:
+    prec = ld.precisions
+    out = np.einsum("nd,nd->n", X, X)[:, None] - 2.0 * (X @ means.T)
+    out += np.square(means).sum(axis=1)
+    out *= prec
+    return out
+
+
+_PREPARE = {
+    "full": _prepare_full,
+    "tied": _prepare_tied,
+    "diag": _prepare_diag,
+    "spherical": _prepare_spherical,
+}
+_MAHALANOBIS = {
+    "full": _mahalanobis_full,
+    "tied": _mahalanobis_tied,
+    "diag": _mahalanobis_diag,
+    "spherical": _mahalanobis_spherical,
+}
+
+
+def logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """Row-wise ``log(sum(exp(a), axis=1))``, stable; (n, K) -> (n,).
+
+    Rows whose entries are all ``-inf`` give ``-inf``; rows with NaN give NaN.
+    """
+    top = a.max(axis=1)
+    safe_top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(np.exp(a - safe_top[:, None]).sum(axis=1))
+    out += safe_top
+    return out
+
+
+def block_rows(n_components: int, n_features: int) -> int:
+    """Rows per cache block for the row kernels."""
+    return int(max(256, BLOCK_BYTES // (8 * n_components * max(n_features, 1))))
+
+
+def weighted_log_prob(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
+    """``log(weight_k) + log N(x | k)`` for every row, in cache-sized blocks.
+
+    Rows are centred on the mean of the model's means before any product.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D)
+    log_density : LogDensity
+        Prepared with weights.
+
+    Returns
+    -------
+    ndarray of shape (n, K), float64
+    """
+    n = X.shape[0]
+    out = np.empty((n, log_density.n_components))
+    shift = log_density.means.mean(axis=0)
+    step = block_rows(log_density.n_components, log_density.n_features)
+    for start in range(0, n, step):
+        rows = np.asarray(X[start : start + step], dtype=np.float64) - shift
+        out[start : start + step] = log_density(rows, shift)
+    return out
+
+
+def predict_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
+    """Most probable component per row; (n, D) -> (n,) int64."""
+    return weighted_log_prob(X, log_density).argmax(axis=1)
+
+
+def proba_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
+    """Posterior responsibilities per row; (n, D) -> (n, K)."""
+    wlp = weighted_log_prob(X, log_density)
+    wlp -= logsumexp_rows(wlp)[:, None]
+    return np.exp(wlp, out=wlp)
+
+
+def score_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
+    """Log-density of the mixture per row; (n, D) -> (n,)."""
+    return logsumexp_rows(weighted_log_prob(X, log_density))

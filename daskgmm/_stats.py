@@ -1,0 +1,414 @@
+"""Sufficient statistics of a Gaussian mixture: per-chunk E-step, merge, M-step.
+
+numpy only.  A :class:`SufficientStats` holds, per component, the total
+responsibility ``n_k``, the responsibility-weighted mean ``m_k`` and the
+*centred* weighted second moment ``M2_k = sum_i r_ik (x_i - m_k)(x_i - m_k)^T``
+(its diagonal for 'diag'/'spherical', its sum over components for 'tied'),
+plus the log-likelihood sum, the row count and the bad-row count.
+
+Statistics are merged with the parallel update of Chan, Golub & LeVeque::
+
+    n = n_a + n_b,  delta = m_b - m_a,  m = m_a + delta * n_b / n
+    M2 = M2_a + M2_b + (n_a * n_b / n) * delta delta^T
+
+in float64 whatever the data's dtype.  Unlike ``sum r x x^T - n m m^T`` this does
+not cancel catastrophically for data far from the origin, and it is associative,
+so any tree of merges gives the same result to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._kernels import LogDensity, block_rows, logsumexp_rows, precision_cholesky
+from ._validation import check_sample_weight_values
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass
+class SufficientStats:
+    """Merged E-step statistics of some rows under fixed parameters.
+
+    Attributes
+    ----------
+    covariance_type : str
+    nk : ndarray of shape (K,)
+        Total (sample-weighted) responsibility per component.
+    means : ndarray of shape (K, D)
+        Responsibility-weighted mean per component (arbitrary where ``nk == 0``).
+    m2 : ndarray
+        Centred second moments: (K, D, D) full, (D, D) tied (summed over
+        components), (K, D) diag and spherical (diagonals).
+    log_likelihood : float
+        Sum over rows of ``weight_i * log p(x_i)``.
+    weight_sum : float
+        Sum of sample weights (the row count when unweighted).
+    n_rows : int
+        Rows seen.
+    n_bad : int
+        Rows with a non-finite value (their statistics are left out).
+    bad_chunks : dict
+        Chunk index -> number of bad rows, for error messages.
+    """
+
+    covariance_type: str
+    nk: np.ndarray
+    means: np.ndarray
+    m2: np.ndarray
+    log_likelihood: float = 0.0
+    weight_sum: float = 0.0
+    n_rows: int = 0
+    n_bad: int = 0
+    bad_chunks: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, covariance_type: str, n_components: int, n_features: int):
+        """Statistics of no rows."""
+        k, d = n_components, n_features
+        return cls(
+            covariance_type,
+            np.zeros(k),
+            np.zeros((k, d)),
+            np.zeros(_M2_SHAPE[covariance_type](k, d)),
+        )
+
+    def merge(self, other: SufficientStats) -> SufficientStats:
+        """Chan's parallel update of two sets of statistics; returns a new object."""
+        n = self.nk + other.nk
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac_b = np.where(n > 0, other.nk / n, 0.0)
+            cross = np.where(n > 0, self.nk * other.nk / n, 0.0)
+        delta = other.means - self.means
+        means = self.means + delta * frac_b[:, None]
+        m2 = self.m2 + other.m2 + _M2_CROSS[self.covariance_type](cross, delta)
+        bad_chunks = {**self.bad_chunks, **other.bad_chunks}
+        return SufficientStats(
+            self.covariance_type,
+            n,
+            means,
+            m2,
+            self.log_likelihood + other.log_likelihood,
+            self.weight_sum + other.weight_sum,
+            self.n_rows + other.n_rows,
+            self.n_bad + other.n_bad,
+            bad_chunks,
+        )
+
+    @property
+    def mean_log_likelihood(self) -> float:
+        """Weighted mean per-sample log-likelihood (scikit-learn's lower bound)."""
+        return self.log_likelihood / self.weight_sum
+
+
+def merge_all(stats: list[SufficientStats]) -> SufficientStats:
+    """Merge a list of statistics left to right (one node of a reduction tree)."""
+    out = stats[0]
+    for s in stats[1:]:
+        out = out.merge(s)
+    return out
+
+
+_M2_SHAPE: dict[str, Callable[[int, int], tuple]] = {
+    "full": lambda k, d: (k, d, d),
+    "tied": lambda k, d: (d, d),
+    "diag": lambda k, d: (k, d),
+    "spherical": lambda k, d: (k, d),
+}
+
+_M2_CROSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "full": lambda c, dl: c[:, None, None] * dl[:, :, None] * dl[:, None, :],
+    "tied": lambda c, dl: (dl * c[:, None]).T @ dl,
+    "diag": lambda c, dl: c[:, None] * np.square(dl),
+    "spherical": lambda c, dl: c[:, None] * np.square(dl),
+}
+
+
+# --------------------------------------------------------------------------- #
+# per-block statistics (the fused E-step)
+# --------------------------------------------------------------------------- #
+def _raw_m2_full(resp, xc, s1, nk_safe):
+    n, k = resp.shape
+    d = xc.shape[1]
+    weighted = (resp[:, :, None] * xc[:, None, :]).reshape(n, k * d)
+    raw = (weighted.T @ xc).reshape(k, d, d)
+    return raw - s1[:, :, None] * s1[:, None, :] / nk_safe[:, None, None]
+
+
+def _raw_m2_tied(resp, xc, s1, nk_safe):
+    row_weight = resp.sum(axis=1)
+    raw = (xc * row_weight[:, None]).T @ xc
+    return raw - (s1 / nk_safe[:, None]).T @ s1
+
+
+def _raw_m2_diag(resp, xc, s1, nk_safe):
+    return resp.T @ np.square(xc) - np.square(s1) / nk_safe[:, None]
+
+
+_BLOCK_M2 = {
+    "full": _raw_m2_full,
+    "tied": _raw_m2_tied,
+    "diag": _raw_m2_diag,
+    "spherical": _raw_m2_diag,
+}
+
+
+def _centred_stats(xc, shift, resp, covariance_type, log_likelihood, weight_sum):
+    """Statistics of centred rows ``xc = rows - shift`` under weighted responsibilities."""
+    nk = resp.sum(axis=0)
+    s1 = resp.T @ xc
+    nk_safe = np.where(nk > 0, nk, 1.0)
+    m2 = _BLOCK_M2[covariance_type](resp, xc, s1, nk_safe)
+    means = s1 / nk_safe[:, None] + shift
+    return SufficientStats(
+        covariance_type, nk, means, m2, log_likelihood, weight_sum, xc.shape[0]
+    )
+
+
+class EStep:
+    """Posterior responsibilities under fixed parameters (the E-step).
+
+    Parameters
+    ----------
+    log_density : LogDensity
+        Prepared parameters including log-weights.
+    """
+
+    def __init__(self, log_density: LogDensity):
+        self.log_density = log_density
+        self.covariance_type = log_density.covariance_type
+        self.n_components = log_density.n_components
+
+    def for_chunk(self, chunk_index: int) -> EStep:
+        """The same E-step for every chunk."""
+        return self
+
+    def __call__(self, xc, shift, start, stop, good):
+        """Responsibilities (n, K) and per-row log-likelihoods (n,) of centred rows."""
+        wlp = self.log_density(xc, shift)
+        lse = logsumexp_rows(wlp)
+        wlp -= lse[:, None]
+        return np.exp(wlp, out=wlp), lse
+
+
+class RandomResponsibilities:
+    """Uniform random responsibilities, reproducible per chunk (``init_params='random'``).
+
+    Parameters
+    ----------
+    seed : int
+    n_components : int
+    covariance_type : str
+    """
+
+    def __init__(self, seed: int, n_components: int, covariance_type: str):
+        self.seed = seed
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+
+    def for_chunk(self, chunk_index: int):
+        """A generator of responsibilities for one chunk, seeded by its index."""
+        rng = np.random.default_rng([self.seed, chunk_index])
+
+        def draw(xc, shift, start, stop, good):
+            resp = rng.uniform(size=(stop - start, self.n_components))
+            resp /= resp.sum(axis=1, keepdims=True)
+            return (resp if good is None else resp[good]), None
+
+        return draw
+
+
+class GivenResponsibilities:
+    """Responsibilities fixed in advance, e.g. one-hot k-means labels of a sample.
+
+    Parameters
+    ----------
+    resp : ndarray of shape (n, K)
+    covariance_type : str
+    """
+
+    def __init__(self, resp: np.ndarray, covariance_type: str):
+        self.resp = np.asarray(resp, dtype=np.float64)
+        self.n_components = self.resp.shape[1]
+        self.covariance_type = covariance_type
+
+    def for_chunk(self, chunk_index: int) -> GivenResponsibilities:
+        return self
+
+    def __call__(self, xc, shift, start, stop, good):
+        resp = self.resp[start:stop]
+        return (resp if good is None else resp[good]), None
+
+
+def _centred_stats(xc, shift, resp, covariance_type, log_likelihood, weight_sum):
+    """Statistics of centred rows ``xc = rows - shift`` under weighted responsibilities."""
+    nk = resp.sum(axis=0)
+    s1 = resp.T @ xc
+    nk_safe = np.where(nk > 0, nk, 1.0)
+    m2 = _BLOCK_M2[covariance_type](resp, xc, s1, nk_safe)
+    means = s1 / nk_safe[:, None] + shift
+    return SufficientStats(
+        covariance_type, nk, means, m2, log_likelihood, weight_sum, xc.shape[0]
+    )
+
+
+def chunk_stats(
+    X: np.ndarray,
+    responsibilities,
+    sample_weight: np.ndarray | None = None,
+    chunk_index: int = 0,
+) -> SufficientStats:
+    """Statistics of one chunk of rows: the fused E-step of one iteration.
+
+    The chunk is processed in cache-sized blocks of rows; each block is centred on
+    its own column mean and computed in float64, and blocks are merged with
+    :meth:`SufficientStats.merge`.  Rows with a non-finite value are counted and
+    left out.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D)
+    responsibilities : EStep, RandomResponsibilities or GivenResponsibilities
+        What assigns rows to components.
+    sample_weight : ndarray of shape (n,), optional
+    chunk_index : int
+        Position of the chunk among the row chunks; seeds random responsibilities
+        and is recorded with any bad rows, for error messages.
+
+    Returns
+    -------
+    SufficientStats
+    """
+    cov_type = responsibilities.covariance_type
+    n_components = responsibilities.n_components
+    assign = responsibilities.for_chunk(chunk_index)
+    out = SufficientStats.empty(cov_type, n_components, X.shape[1])
+    if sample_weight is not None:
+        check_sample_weight_values(
+            np.asarray(sample_weight), f" in row chunk {chunk_index}"
+        )
+    step = block_rows(n_components, X.shape[1])
+    for start in range(0, X.shape[0], step):
+        stop = min(start + step, X.shape[0])
+        rows = np.asarray(X[start:stop], dtype=np.float64)
+        weights = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight[start:stop], dtype=np.float64)
+        good = np.isfinite(rows).all(axis=1)
+        n_bad = int(rows.shape[0] - np.count_nonzero(good))
+        if n_bad:
+            rows = rows[good]
+            weights = None if weights is None else weights[good]
+            out.n_bad += n_bad
+            out.n_rows += n_bad
+            out.bad_chunks[chunk_index] = out.bad_chunks.get(chunk_index, 0) + n_bad
+        else:
+            good = None
+        if not rows.shape[0]:
+            continue
+        shift = rows.mean(axis=0)
+        xc = rows - shift
+        resp, lse = assign(xc, shift, start, stop, good)
+        wsum = float(rows.shape[0])
+        if weights is not None:
+            resp = resp * weights[:, None]
+            wsum = float(weights.sum())
+        loglik = 0.0
+        if lse is not None:
+            loglik = float(lse.sum() if weights is None else lse @ weights)
+        out = out.merge(_centred_stats(xc, shift, resp, cov_type, loglik, wsum))
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# M-step
+# --------------------------------------------------------------------------- #
+def _cov_full(stats, nk, reg):
+    cov = stats.m2 / nk[:, None, None]
+    idx = np.arange(cov.shape[1])
+    cov[:, idx, idx] += reg
+    return cov
+
+
+def _cov_tied(stats, nk, reg):
+    cov = stats.m2 / nk.sum()
+    cov[np.diag_indices_from(cov)] += reg
+    return cov
+
+
+def _cov_diag(stats, nk, reg):
+    return stats.m2 / nk[:, None] + reg
+
+
+def _cov_spherical(stats, nk, reg):
+    return _cov_diag(stats, nk, reg).mean(axis=1)
+
+
+_COVARIANCE_FROM_STATS = {
+    "full": _cov_full,
+    "tied": _cov_tied,
+    "diag": _cov_diag,
+    "spherical": _cov_spherical,
+}
+
+
+def m_step(stats: SufficientStats, reg_covar: float):
+    """Maximisation step from merged statistics, as scikit-learn computes it.
+
+    ``n_k`` gets scikit-learn's ``10 * eps`` so empty components stay defined;
+    weights are normalised by their sum; ``reg_covar`` is added to the diagonal.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+    reg_covar : float
+
+    Returns
+    -------
+    weights : ndarray of shape (K,)
+    means : ndarray of shape (K, D)
+    covariances : ndarray
+    precisions_cholesky : ndarray
+
+    Raises
+    ------
+    SingularCovarianceError
+        If a covariance is not positive definite.
+    """
+    nk_raw = stats.nk
+    nk = nk_raw + 10 * EPS
+    weights = nk / nk.sum()
+    means = stats.means * (nk_raw / nk)[:, None]
+    covariances = _COVARIANCE_FROM_STATS[stats.covariance_type](stats, nk, reg_covar)
+    return (
+        weights,
+        means,
+        covariances,
+        precision_cholesky(covariances, stats.covariance_type),
+    )
+
+
+def stats_from_responsibilities(
+    X: np.ndarray,
+    resp: np.ndarray,
+    covariance_type: str,
+    sample_weight: np.ndarray | None = None,
+) -> SufficientStats:
+    """Statistics of in-memory rows under given responsibilities (for initialisation).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D)
+    resp : ndarray of shape (n, K)
+    covariance_type : str
+    sample_weight : ndarray of shape (n,), optional
+
+    Returns
+    -------
+    SufficientStats
+        With ``log_likelihood`` left at 0.
+    """
+    return chunk_stats(X, GivenResponsibilities(resp, covariance_type), sample_weight)

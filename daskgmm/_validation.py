@@ -1,0 +1,285 @@
+"""Parameter constraints and input checks, with messages that say what to change.
+
+numpy only: array checks here see numpy arrays or array metadata (shape, dtype);
+anything that needs the data itself is checked during the first pass over it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+
+import numpy as np
+
+from ._kernels import COVARIANCE_TYPES
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit``; same bases as scikit-learn's."""
+
+
+# --------------------------------------------------------------------------- #
+# constructor parameters, declared in one place
+# --------------------------------------------------------------------------- #
+def _integer(low: int, high: float = np.inf, allow_none: bool = False) -> Callable:
+    def check(name, value):
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {value!r}.")
+        if not low <= value <= high:
+            bound = f">= {low}" if high == np.inf else f"in [{low}, {high}]"
+            raise ValueError(f"{name} must be {bound}, got {value!r}.")
+
+    return check
+
+
+def _real(low: float, allow_none: bool = False) -> Callable:
+    def check(name, value):
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {value!r}.")
+        if not (np.isfinite(value) and value >= low):
+            raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}.")
+
+    return check
+
+
+def _one_of(options: tuple) -> Callable:
+    def check(name, value):
+        if value not in options:
+            raise ValueError(f"{name} must be one of {list(options)}, got {value!r}.")
+
+    return check
+
+
+def _random_state(name, value):
+    ok = value is None or isinstance(value, (numbers.Integral, np.random.RandomState))
+    if isinstance(value, bool) or not ok:
+        raise TypeError(
+            f"{name} must be None, an int or a numpy.random.RandomState, got {value!r}."
+        )
+
+
+def _anything(name, value):
+    return None
+
+
+def _chunk_rows(name, value):
+    if value == "auto":
+        return
+    _integer(1)(name, value)
+
+
+PARAMETER_CONSTRAINTS: dict[str, Callable] = {
+    "n_components": _integer(1),
+    "covariance_type": _one_of(COVARIANCE_TYPES),
+    "tol": _real(0.0),
+    "reg_covar": _real(0.0),
+    "max_iter": _integer(0),
+    "n_init": _integer(1),
+    "init_params": _one_of(INIT_PARAMS),
+    "weights_init": _anything,  # checked against the data's shape in check_initial_*
+    "means_init": _anything,
+    "precisions_init": _anything,
+    "random_state": _random_state,
+    "warm_start": _one_of((True, False)),
+    "verbose": _integer(0),
+    "verbose_interval": _integer(1),
+    "init_sample_size": _integer(1),
+    "chunk_rows": _chunk_rows,
+    "split_every": _integer(2, allow_none=True),
+}
+
+
+def validate_parameters(params: dict) -> None:
+    """Check constructor parameters against :data:`PARAMETER_CONSTRAINTS`.
+
+    Parameters
+    ----------
+    params : dict
+        ``estimator.get_params()``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the parameter and the allowed values.
+    """
+    for name, value in params.items():
+        PARAMETER_CONSTRAINTS.get(name, _anything)(name, value)
+
+
+# --------------------------------------------------------------------------- #
+# data
+# --------------------------------------------------------------------------- #
+def check_data_shape(shape: tuple, dtype, n_components: int | None = None) -> None:
+    """Check the shape and dtype of data before any pass over it.
+
+    Parameters
+    ----------
+    shape : tuple
+        ``X.shape`` (may hold NaN for dask arrays of unknown chunk sizes).
+    dtype : numpy dtype
+    n_components : int, optional
+        When fitting: the data need at least this many rows.
+
+    Raises
+    ------
+    ValueError
+    """
+    if len(shape) != 2:
+        hint = (
+            "use X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample"
+            if len(shape) == 1
+            else "flatten the sample dimensions into rows, e.g. X.reshape(-1, X.shape[-1])"
+        )
+        raise ValueError(
+            f"Expected a 2-D array of shape (n_samples, n_features), got {len(shape)}-D "
+            f"with shape {shape}; {hint}."
+        )
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        raise ValueError(
+            f"X has dtype {dtype}, which is not a real number type; convert it with "
+            "X.astype('float64') (or 'float32') after removing non-numeric values."
+        )
+    n_samples, n_features = shape
+    if not np.isfinite(n_samples):
+        raise ValueError(
+            "X has unknown chunk sizes along the rows; call X.compute_chunk_sizes() "
+            "or build it with known chunks."
+        )
+    if n_features < 1:
+        raise ValueError(f"X has {n_features} features; at least one is required.")
+    if n_components is not None and n_samples < max(n_components, 2):
+        raise ValueError(
+            f"Expected n_samples >= n_components (and at least 2 samples), but got "
+            f"n_components = {n_components}, n_samples = {n_samples}; reduce "
+            "n_components or supply more rows."
+        )
+
+
+def check_feature_count(n_features: int, expected: int) -> None:
+    """Raise if data for predict/score has another feature count than the fit."""
+    if n_features != expected:
+        raise ValueError(
+            f"X has {n_features} features, but the model was fitted with {expected} "
+            "features; pass data with the same columns as at fit time."
+        )
+
+
+def check_sample_weight_values(sample_weight: np.ndarray, where: str = "") -> None:
+    """Raise if sample weights are negative or not finite."""
+    bad = ~np.isfinite(sample_weight) | (sample_weight < 0)
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad:
+        raise ValueError(
+            f"sample_weight has {n_bad} negative or non-finite values{where}; "
+            "weights must be finite and >= 0."
+        )
+
+
+def check_sample_weight_shape(shape: tuple, n_samples: int) -> None:
+    """Raise unless ``shape == (n_samples,)``."""
+    if tuple(shape) != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), one weight per row of X, "
+            f"got shape {tuple(shape)}."
+        )
+
+
+def check_is_fitted(estimator) -> None:
+    """Raise :class:`NotFittedError` unless ``estimator`` has been fitted."""
+    if not hasattr(estimator, "means_"):
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet; call 'fit' "
+            "(or 'partial_fit') with training data before using this method."
+        )
+
+
+# --------------------------------------------------------------------------- #
+# user-supplied initial parameters
+# --------------------------------------------------------------------------- #
+def _as_float_array(value, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of numbers.") from exc
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return arr
+
+
+def _check_shape(arr: np.ndarray, shape: tuple, name: str) -> None:
+    if arr.shape != shape:
+        raise ValueError(
+            f"{name} should have shape {shape} (from n_components and the data's "
+            f"n_features), but got {arr.shape}."
+        )
+
+
+def check_initial_weights(weights, n_components: int) -> np.ndarray:
+    """Validate ``weights_init``: shape (K,), in [0, 1], summing to 1."""
+    arr = _as_float_array(weights, "weights_init")
+    _check_shape(arr, (n_components,), "weights_init")
+    if np.any(arr < 0) or np.any(arr > 1):
+        raise ValueError(
+            f"weights_init must lie in [0, 1], got min {arr.min():.5g}, max {arr.max():.5g}."
+        )
+    if abs(arr.sum() - 1.0) > 1e-8:
+        raise ValueError(
+            f"weights_init must sum to 1, got {arr.sum():.10g}; divide it by its sum."
+        )
+    return arr
+
+
+def check_initial_means(means, n_components: int, n_features: int) -> np.ndarray:
+    """Validate ``means_init``: shape (K, D), finite."""
+    arr = _as_float_array(means, "means_init")
+    _check_shape(arr, (n_components, n_features), "means_init")
+    return arr
+
+
+def _check_positive(arr: np.ndarray, covariance_type: str) -> None:
+    if np.any(arr <= 0):
+        raise ValueError(f"precisions_init ('{covariance_type}') must be positive.")
+
+
+def _check_spd(arr: np.ndarray, covariance_type: str) -> None:
+    mats = arr.reshape((-1,) + arr.shape[-2:])
+    for i, mat in enumerate(mats):
+        symmetric = np.allclose(mat, mat.T)
+        if not symmetric or np.linalg.eigvalsh(mat).min() <= 0:
+            which = f" component {i}" if covariance_type == "full" else ""
+            raise ValueError(
+                f"precisions_init ('{covariance_type}'){which} must be symmetric and "
+                "positive definite."
+            )
+
+
+_PRECISION_SHAPE = {
+    "full": lambda k, d: (k, d, d),
+    "tied": lambda k, d: (d, d),
+    "diag": lambda k, d: (k, d),
+    "spherical": lambda k, d: (k,),
+}
+_PRECISION_CHECK = {
+    "full": _check_spd,
+    "tied": _check_spd,
+    "diag": _check_positive,
+    "spherical": _check_positive,
+}
+
+
+def check_initial_precisions(
+    precisions, covariance_type: str, n_components: int, n_features: int
+) -> np.ndarray:
+    """Validate ``precisions_init`` for its covariance type (shape, positivity)."""
+    arr = _as_float_array(precisions, "precisions_init")
+    expected = _PRECISION_SHAPE[covariance_type](n_components, n_features)
+    _check_shape(arr, expected, f"precisions_init ('{covariance_type}')")
+    _PRECISION_CHECK[covariance_type](arr, covariance_type)
+    return arr
