@@ -43,9 +43,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         self.means_ = np.asarray(means, dtype=np.float64)
         self.covariances_ = np.asarray(covariances, dtype=np.float64)
         self.precisions_cholesky_ = np.asarray(precisions_cholesky, dtype=np.float64)
-        self.precisions_ = precisions_from_cholesky(
-            self.precisions_cholesky_, self.covariance_type
-        )
+        self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self.covariance_type)
         self.n_features_in_ = self.means_.shape[1]
 
     def _get_parameters(self) -> tuple:
@@ -182,28 +180,24 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if n_samples < 1:
-            raise ValueError(
-                f"n_samples must be >= 1 to draw samples, got {n_samples}."
-            )
+            raise ValueError(f"n_samples must be >= 1 to draw samples, got {n_samples}.")
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
         n_features = self.means_.shape[1]
         if self.covariance_type == "full":
             parts = [
                 rng.multivariate_normal(mean, cov, int(c))
-                for mean, cov, c in zip(self.means_, self.covariances_, counts)
+                for mean, cov, c in zip(self.means_, self.covariances_, counts, strict=True)
             ]
         elif self.covariance_type == "tied":
             parts = [
                 rng.multivariate_normal(mean, self.covariances_, int(c))
-                for mean, c in zip(self.means_, counts)
+                for mean, c in zip(self.means_, counts, strict=True)
             ]
         else:
             parts = [
                 mean + rng.standard_normal(size=(c, n_features)) * np.sqrt(cov)
-                for mean, cov, c in zip(self.means_, self.covariances_, counts)
+                for mean, cov, c in zip(self.means_, self.covariances_, counts, strict=True)
             ]
-        labels = np.concatenate(
-            [np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)]
-        )
+        labels = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
         return np.vstack(parts), labels

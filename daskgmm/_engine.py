@@ -111,9 +111,7 @@ def as_dask_array(X, chunk_rows="auto") -> da.Array:
     return X if X.dtype == target else X.astype(target)
 
 
-def prepare_rows(
-    X, sample_weight=None, chunk_rows="auto", n_components=None
-) -> RowChunks:
+def prepare_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> RowChunks:
     """Validate data (and weights) and split them into row chunks for repeated passes.
 
     Parameters
@@ -140,9 +138,7 @@ def prepare_rows(
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
             check_sample_weight_shape(sample_weight.shape, array.shape[0])
             check_sample_weight_values(sample_weight)
-            sample_weight = da.from_array(
-                sample_weight, chunks=(array.chunks[0],), name=False
-            )
+            sample_weight = da.from_array(sample_weight, chunks=(array.chunks[0],), name=False)
         else:
             check_sample_weight_shape(sample_weight.shape, array.shape[0])
             sample_weight = sample_weight.astype(np.float64).rechunk((array.chunks[0],))
@@ -197,11 +193,12 @@ def reduce_chunks(
         delayed(chunk_func, pure=True)(
             block, params, weight, i, dask_key_name=(f"{prefix}-{token}", i)
         )
-        for i, (block, weight) in enumerate(zip(rows.blocks, weights))
+        for i, (block, weight) in enumerate(zip(rows.blocks, weights, strict=True))
     ]
-    return _tree_reduce(
-        leaves, f"daskgmm_reduce-{token}", split_every or DEFAULT_SPLIT_EVERY
-    )
+    return _tree_reduce(leaves, f"daskgmm_reduce-{token}", split_every or DEFAULT_SPLIT_EVERY)
+
+
+_BLAS_CONTROLLER = None
 
 
 @contextmanager
@@ -209,11 +206,15 @@ def single_threaded_blas():
     """Limit BLAS to one thread while dask's threads run chunk kernels.
 
     Dask already runs one task per core; BLAS threads on top of that oversubscribe
-    the cores.  Distributed workers get the same limit from their nanny.
+    the cores, and idle BLAS threads of one library slow the tiny M-step products
+    of another.  Distributed workers get the same limit from their nanny.
     """
-    from threadpoolctl import threadpool_limits
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
 
-    with threadpool_limits(limits=1, user_api="blas"):
+        _BLAS_CONTROLLER = ThreadpoolController()
+    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
         yield
 
 
@@ -280,9 +281,7 @@ def gather_rows(rows: RowChunks, indices: np.ndarray):
     """
     picked = [rows.array[indices]]
     if rows.weights is not None:
-        weights = da.concatenate(
-            [da.from_delayed(w, (np.nan,), np.float64) for w in rows.weights]
-        )
+        weights = da.concatenate([da.from_delayed(w, (np.nan,), np.float64) for w in rows.weights])
         weights = weights.rechunk((rows.array.chunks[0],))
         picked.append(weights[indices])
     out = compute(*picked)

@@ -37,11 +37,7 @@ class InitialGuess:
 
     @property
     def complete(self) -> bool:
-        return (
-            self.weights is not None
-            and self.means is not None
-            and self.precisions is not None
-        )
+        return self.weights is not None and self.means is not None and self.precisions is not None
 
 
 def sample_rows(rows: RowChunks, size: int, random_state: np.random.RandomState):
@@ -77,9 +73,7 @@ def _one_hot(n: int, k: int, rows: np.ndarray, columns: np.ndarray) -> np.ndarra
 def _resp_kmeans(X, weights, k, random_state):
     from sklearn.cluster import KMeans
 
-    labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit(
-        X, sample_weight=weights
-    )
+    labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit(X, sample_weight=weights)
     return _one_hot(X.shape[0], k, np.arange(X.shape[0]), labels.labels_)
 
 
@@ -102,9 +96,7 @@ _SAMPLE_INITIALISERS = {
 }
 
 
-def _stats_from_sample(
-    rows, init_params, k, covariance_type, sample_size, random_state
-):
+def _stats_from_sample(rows, init_params, k, covariance_type, sample_size, random_state):
     X, weights = sample_rows(rows, sample_size, random_state)
     if X.shape[0] < k:
         raise ValueError(
@@ -160,9 +152,7 @@ def initial_parameters(
     weights = means = covariances = prec_chol = None
     if not guess.complete:
         if init_params == "random":
-            stats = _stats_random(
-                rows, n_components, covariance_type, random_state, split_every
-            )
+            stats = _stats_random(rows, n_components, covariance_type, random_state, split_every)
         else:
             stats = _stats_from_sample(
                 rows,
@@ -178,8 +168,6 @@ def initial_parameters(
     if guess.means is not None:
         means = guess.means
     if guess.precisions is not None:
-        prec_chol = precision_cholesky_from_precisions(
-            guess.precisions, covariance_type
-        )
+        prec_chol = precision_cholesky_from_precisions(guess.precisions, covariance_type)
         covariances = covariances_from_cholesky(prec_chol, covariance_type)
     return weights, means, covariances, prec_chol

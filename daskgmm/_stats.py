@@ -131,10 +131,11 @@ _M2_CROSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 # per-block statistics (the fused E-step)
 # --------------------------------------------------------------------------- #
 def _raw_m2_full(resp, xc, s1, nk_safe):
-    n, k = resp.shape
-    d = xc.shape[1]
-    weighted = (resp[:, :, None] * xc[:, None, :]).reshape(n, k * d)
-    raw = (weighted.T @ xc).reshape(k, d, d)
+    # One (D, n) @ (n, D) product per component: the scaled copy of the block
+    # stays in cache, which measured faster than one (K*D, n) @ (n, D) product.
+    raw = np.empty((resp.shape[1], xc.shape[1], xc.shape[1]))
+    for k in range(resp.shape[1]):
+        np.matmul((xc * resp[:, k : k + 1]).T, xc, out=raw[k])
     return raw - s1[:, :, None] * s1[:, None, :] / nk_safe[:, None, None]
 
 
@@ -163,9 +164,7 @@ def _centred_stats(xc, shift, resp, covariance_type, log_likelihood, weight_sum)
     nk_safe = np.where(nk > 0, nk, 1.0)
     m2 = _BLOCK_M2[covariance_type](resp, xc, s1, nk_safe)
     means = s1 / nk_safe[:, None] + shift
-    return SufficientStats(
-        covariance_type, nk, means, m2, log_likelihood, weight_sum, xc.shape[0]
-    )
+    return SufficientStats(covariance_type, nk, means, m2, log_likelihood, weight_sum, xc.shape[0])
 
 
 class EStep:
@@ -250,9 +249,7 @@ def _centred_stats(xc, shift, resp, covariance_type, log_likelihood, weight_sum)
     nk_safe = np.where(nk > 0, nk, 1.0)
     m2 = _BLOCK_M2[covariance_type](resp, xc, s1, nk_safe)
     means = s1 / nk_safe[:, None] + shift
-    return SufficientStats(
-        covariance_type, nk, means, m2, log_likelihood, weight_sum, xc.shape[0]
-    )
+    return SufficientStats(covariance_type, nk, means, m2, log_likelihood, weight_sum, xc.shape[0])
 
 
 def chunk_stats(
@@ -287,9 +284,7 @@ def chunk_stats(
     assign = responsibilities.for_chunk(chunk_index)
     out = SufficientStats.empty(cov_type, n_components, X.shape[1])
     if sample_weight is not None:
-        check_sample_weight_values(
-            np.asarray(sample_weight), f" in row chunk {chunk_index}"
-        )
+        check_sample_weight_values(np.asarray(sample_weight), f" in row chunk {chunk_index}")
     step = block_rows(n_components, X.shape[1])
     for start in range(0, X.shape[0], step):
         stop = min(start + step, X.shape[0])

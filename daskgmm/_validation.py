@@ -230,9 +230,7 @@ def check_initial_weights(weights, n_components: int) -> np.ndarray:
             f"weights_init must lie in [0, 1], got min {arr.min():.5g}, max {arr.max():.5g}."
         )
     if abs(arr.sum() - 1.0) > 1e-8:
-        raise ValueError(
-            f"weights_init must sum to 1, got {arr.sum():.10g}; divide it by its sum."
-        )
+        raise ValueError(f"weights_init must sum to 1, got {arr.sum():.10g}; divide it by its sum.")
     return arr
 
 
@@ -249,7 +247,7 @@ def _check_positive(arr: np.ndarray, covariance_type: str) -> None:
 
 
 def _check_spd(arr: np.ndarray, covariance_type: str) -> None:
-    mats = arr.reshape((-1,) + arr.shape[-2:])
+    mats = arr.reshape((-1, *arr.shape[-2:]))
     for i, mat in enumerate(mats):
         symmetric = np.allclose(mat, mat.T)
         if not symmetric or np.linalg.eigvalsh(mat).min() <= 0:

@@ -36,9 +36,7 @@ def random_mixture(
     rng = np.random.default_rng(seed)
     weights = rng.dirichlet(np.full(n_components, 5.0))
     means = rng.uniform(-separation, separation, size=(n_components, n_features))
-    factors = rng.normal(size=(n_components, n_features, n_features)) / np.sqrt(
-        n_features
-    )
+    factors = rng.normal(size=(n_components, n_features, n_features)) / np.sqrt(n_features)
     covariances = factors @ np.swapaxes(factors, 1, 2) + 0.5 * np.eye(n_features)
     return MixtureTruth(weights, means, covariances)
 

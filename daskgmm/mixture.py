@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from ._base import BaseGaussianMixture
-from ._engine import RowChunks, compute, prepare_rows, reduce_chunks
+from ._engine import RowChunks, compute, prepare_rows, reduce_chunks, single_threaded_blas
 from ._init import InitialGuess, initial_parameters
 from ._kernels import LogDensity
 from ._stats import EStep, SufficientStats, chunk_stats, m_step
@@ -39,9 +39,7 @@ class _Run:
     lower_bounds: list = field(default_factory=list)
 
 
-def iteration_statistics(
-    rows: RowChunks, params: tuple, covariance_type: str, split_every=None
-):
+def iteration_statistics(rows: RowChunks, params: tuple, covariance_type: str, split_every=None):
     """One E-step pass: merged statistics of all rows under ``params`` (one compute).
 
     Parameters
@@ -63,9 +61,7 @@ def iteration_statistics(
     """
     weights, means, _, prec_chol = params
     estep = EStep(LogDensity(means, prec_chol, covariance_type, weights))
-    stats = compute(
-        reduce_chunks(rows, chunk_stats, estep, "daskgmm_estep", split_every)
-    )[0]
+    stats = compute(reduce_chunks(rows, chunk_stats, estep, "daskgmm_estep", split_every))[0]
     raise_for_bad_rows(stats)
     return stats
 
@@ -81,9 +77,7 @@ def raise_for_bad_rows(stats: SufficientStats) -> None:
             f"{listed}{more}; remove or impute them before fitting."
         )
     if not stats.weight_sum > 0:
-        raise ValueError(
-            "The sample weights sum to zero; give at least one row a positive weight."
-        )
+        raise ValueError("The sample weights sum to zero; give at least one row a positive weight.")
 
 
 @contextmanager
@@ -234,7 +228,7 @@ class GaussianMixture(BaseGaussianMixture):
         -------
         self : GaussianMixture
         """
-        with _verbose_logging(self.verbose):
+        with _verbose_logging(self.verbose), single_threaded_blas():
             self._fit(X, sample_weight)
         return self
 
@@ -252,9 +246,7 @@ class GaussianMixture(BaseGaussianMixture):
     def _initial_guess(self, n_features: int) -> InitialGuess:
         k = self.n_components
         return InitialGuess(
-            None
-            if self.weights_init is None
-            else check_initial_weights(self.weights_init, k),
+            None if self.weights_init is None else check_initial_weights(self.weights_init, k),
             None
             if self.means_init is None
             else check_initial_means(self.means_init, k, n_features),
@@ -304,11 +296,7 @@ class GaussianMixture(BaseGaussianMixture):
                 best = _Run(run.params, -np.inf)
                 continue
             self._run_em(rows, run)
-            if (
-                best is None
-                or run.lower_bound > best.lower_bound
-                or best.lower_bound == -np.inf
-            ):
+            if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
                 best = run
         if not best.converged and self.max_iter > 0:
             warnings.warn(
@@ -329,9 +317,7 @@ class GaussianMixture(BaseGaussianMixture):
         for n_iter in range(1, self.max_iter + 1):
             tick = time.perf_counter()
             previous = run.lower_bound
-            stats = iteration_statistics(
-                rows, run.params, self.covariance_type, self.split_every
-            )
+            stats = iteration_statistics(rows, run.params, self.covariance_type, self.split_every)
             run.params = m_step(stats, self.reg_covar)
             run.lower_bound = stats.mean_log_likelihood
             run.lower_bounds.append(run.lower_bound)
