@@ -51,12 +51,16 @@ class RowChunks:
         Sample weights aligned with ``blocks``.
     weight_array : dask.array.Array or None
         The same weights as one array of shape (N,).
+    init_sample : tuple or None
+        The rows (and weights) sampled for initialisation, kept for later
+        initialisations of the same fit.
     """
 
     array: da.Array
     blocks: list
     weights: list | None = None
     weight_array: da.Array | None = None
+    init_sample: tuple | None = None
 
     @property
     def n_samples(self) -> int:
@@ -280,9 +284,7 @@ def gather_rows(rows: RowChunks, indices: np.ndarray):
     weights : ndarray of shape (len(indices),) or None
     """
     picked = [rows.array[indices]]
-    if rows.weights is not None:
-        weights = da.concatenate([da.from_delayed(w, (np.nan,), np.float64) for w in rows.weights])
-        weights = weights.rechunk((rows.array.chunks[0],))
-        picked.append(weights[indices])
+    if rows.weight_array is not None:
+        picked.append(rows.weight_array[indices])
     out = compute(*picked)
     return out[0], (out[1] if len(out) > 1 else None)

@@ -19,10 +19,13 @@ from ._engine import RowChunks, compute, gather_rows, reduce_chunks
 from ._kernels import covariances_from_cholesky, precision_cholesky_from_precisions
 from ._stats import (
     RandomResponsibilities,
+    bad_rows_error,
     chunk_stats,
     m_step,
+    raise_for_bad_rows,
     stats_from_responsibilities,
 )
+from ._validation import check_sample_weight_values
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +44,19 @@ class InitialGuess:
 
 
 def sample_rows(rows: RowChunks, size: int, random_state: np.random.RandomState):
-    """A bounded random sample of finite rows, gathered from the chunks in one pass.
+    """A bounded random sample of rows, gathered from the chunks in one pass.
 
-    All rows, in order, when there are no more than ``size``.
+    All rows, in order, when there are no more than ``size``.  Non-finite values
+    in the sample raise at once, naming their row chunks.  The sample is
+    drawn once per fit and kept on ``rows`` for the next initialisations.
 
     Returns
     -------
     X : ndarray of shape (n, D)
     weights : ndarray of shape (n,) or None
     """
+    if rows.init_sample is not None:
+        return rows.init_sample
     n = rows.n_samples
     if n <= size:
         indices = np.arange(n)
@@ -57,10 +64,17 @@ def sample_rows(rows: RowChunks, size: int, random_state: np.random.RandomState)
         rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
         indices = np.sort(rng.choice(n, size=size, replace=False))
     X, weights = gather_rows(rows, indices)
+    if weights is not None:
+        check_sample_weight_values(weights, " among the rows sampled for initialisation")
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
-        X = X[finite]
-        weights = None if weights is None else weights[finite]
+        bounds = np.cumsum(rows.array.chunks[0])
+        chunk_of_row = np.searchsorted(bounds, indices[~finite], side="right")
+        counts = zip(*np.unique(chunk_of_row, return_counts=True), strict=True)
+        bad_chunks = {int(c): int(m) for c, m in counts}
+        scope = "" if n <= size else " (at least; seen among the rows sampled for initialisation)"
+        raise bad_rows_error(int((~finite).sum()), bad_chunks, scope)
+    rows.init_sample = (X, weights)
     return X, weights
 
 
@@ -113,7 +127,9 @@ def _stats_random(rows, k, covariance_type, random_state, split_every):
     seed = int(random_state.randint(np.iinfo(np.int32).max))
     spec = RandomResponsibilities(seed, k, covariance_type)
     graph = reduce_chunks(rows, chunk_stats, spec, "daskgmm_init", split_every)
-    return compute(graph)[0]
+    stats = compute(graph)[0]
+    raise_for_bad_rows(stats)
+    return stats
 
 
 def initial_parameters(

@@ -242,16 +242,6 @@ class GivenResponsibilities:
         return (resp if good is None else resp[good]), None
 
 
-def _centred_stats(xc, shift, resp, covariance_type, log_likelihood, weight_sum):
-    """Statistics of centred rows ``xc = rows - shift`` under weighted responsibilities."""
-    nk = resp.sum(axis=0)
-    s1 = resp.T @ xc
-    nk_safe = np.where(nk > 0, nk, 1.0)
-    m2 = _BLOCK_M2[covariance_type](resp, xc, s1, nk_safe)
-    means = s1 / nk_safe[:, None] + shift
-    return SufficientStats(covariance_type, nk, means, m2, log_likelihood, weight_sum, xc.shape[0])
-
-
 def chunk_stats(
     X: np.ndarray,
     responsibilities,
@@ -316,6 +306,25 @@ def chunk_stats(
             loglik = float(lse.sum() if weights is None else lse @ weights)
         out = out.merge(_centred_stats(xc, shift, resp, cov_type, loglik, wsum))
     return out
+
+
+def bad_rows_error(n_bad: int, bad_chunks: dict, scope: str = "") -> ValueError:
+    """The error for rows with NaN or infinite values: how many, in which chunks."""
+    chunks = sorted(bad_chunks)
+    listed = ", ".join(f"{c} ({bad_chunks[c]} rows)" for c in chunks[:10])
+    more = f" and {len(chunks) - 10} more" if len(chunks) > 10 else ""
+    return ValueError(
+        f"X contains {n_bad} rows with NaN or infinite values{scope}, in row chunks "
+        f"{listed}{more}; remove or impute them before fitting."
+    )
+
+
+def raise_for_bad_rows(stats: SufficientStats) -> None:
+    """Raise if a pass met non-finite rows, or if all sample weights were zero."""
+    if stats.n_bad:
+        raise bad_rows_error(stats.n_bad, stats.bad_chunks)
+    if not stats.weight_sum > 0:
+        raise ValueError("The sample weights sum to zero; give at least one row a positive weight.")
 
 
 # --------------------------------------------------------------------------- #

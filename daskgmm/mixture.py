@@ -16,7 +16,7 @@ from ._base import BaseGaussianMixture
 from ._engine import RowChunks, compute, prepare_rows, reduce_chunks, single_threaded_blas
 from ._init import InitialGuess, initial_parameters
 from ._kernels import LogDensity
-from ._stats import EStep, SufficientStats, chunk_stats, m_step
+from ._stats import EStep, chunk_stats, m_step, raise_for_bad_rows
 from ._validation import (
     check_feature_count,
     check_initial_means,
@@ -64,20 +64,6 @@ def iteration_statistics(rows: RowChunks, params: tuple, covariance_type: str, s
     stats = compute(reduce_chunks(rows, chunk_stats, estep, "daskgmm_estep", split_every))[0]
     raise_for_bad_rows(stats)
     return stats
-
-
-def raise_for_bad_rows(stats: SufficientStats) -> None:
-    """Raise a ValueError naming how many rows, in which chunks, were not finite."""
-    if stats.n_bad:
-        chunks = sorted(stats.bad_chunks)
-        listed = ", ".join(f"{c} ({stats.bad_chunks[c]} rows)" for c in chunks[:10])
-        more = f" and {len(chunks) - 10} more" if len(chunks) > 10 else ""
-        raise ValueError(
-            f"X contains {stats.n_bad} rows with NaN or infinite values, in row chunks "
-            f"{listed}{more}; remove or impute them before fitting."
-        )
-    if not stats.weight_sum > 0:
-        raise ValueError("The sample weights sum to zero; give at least one row a positive weight.")
 
 
 @contextmanager
