@@ -23,7 +23,35 @@ from ._kernels import (
     proba_rows,
     score_rows,
 )
-from ._validation import check_data_shape, check_feature_count, check_is_fitted
+from ._validation import (
+    bad_rows_error,
+    check_data_shape,
+    check_feature_count,
+    check_is_fitted,
+)
+
+
+def _finite_rows_only(row_func):
+    """Wrap a row kernel so that rows with NaN or inf raise instead of giving garbage.
+
+    Under ``map_blocks`` the chunk index arrives as ``block_id`` and is named in the
+    error; the check costs one ``isfinite`` over the block.
+    """
+
+    def checked(X, log_density, block_id=None):
+        bad = ~np.isfinite(X).all(axis=1)
+        if bad.any():
+            chunks = {} if block_id is None else {block_id[0]: int(bad.sum())}
+            raise bad_rows_error(int(bad.sum()), chunks, action="predicting or scoring")
+        return row_func(X, log_density)
+
+    checked.__name__ = row_func.__name__
+    return checked
+
+
+_predict_rows = _finite_rows_only(predict_rows)
+_proba_rows = _finite_rows_only(proba_rows)
+_score_rows = _finite_rows_only(score_rows)
 
 _N_COVARIANCE_PARAMETERS = {
     "full": lambda k, d: k * d * (d + 1) / 2.0,
@@ -85,7 +113,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         labels : ndarray or dask array of shape (n_samples,), int64
             Lazy for dask input.
         """
-        return self._apply_rows(X, predict_rows, None, np.int64)
+        return self._apply_rows(X, _predict_rows, None, np.int64)
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample.
@@ -99,7 +127,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         resp : ndarray or dask array of shape (n_samples, n_components)
             Lazy for dask input.
         """
-        return self._apply_rows(X, proba_rows, self.n_components, np.float64)
+        return self._apply_rows(X, _proba_rows, self.n_components, np.float64)
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the mixture.
@@ -113,7 +141,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         log_prob : ndarray or dask array of shape (n_samples,)
             Lazy for dask input.
         """
-        return self._apply_rows(X, score_rows, None, np.float64)
+        return self._apply_rows(X, _score_rows, None, np.float64)
 
     def score(self, X, y=None) -> float:
         """Mean per-sample log-likelihood of ``X`` (computed).

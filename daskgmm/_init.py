@@ -19,13 +19,12 @@ from ._engine import RowChunks, compute, gather_rows, reduce_chunks
 from ._kernels import covariances_from_cholesky, precision_cholesky_from_precisions
 from ._stats import (
     RandomResponsibilities,
-    bad_rows_error,
     chunk_stats,
     m_step,
     raise_for_bad_rows,
     stats_from_responsibilities,
 )
-from ._validation import check_sample_weight_values
+from ._validation import bad_rows_error, check_sample_weight_values, chunk_counts
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +63,21 @@ def sample_rows(rows: RowChunks, size: int, random_state: np.random.RandomState)
         rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
         indices = np.sort(rng.choice(n, size=size, replace=False))
     X, weights = gather_rows(rows, indices)
+    scope = "" if n <= size else " (at least; seen among the rows sampled for initialisation)"
     if weights is not None:
-        check_sample_weight_values(weights, " among the rows sampled for initialisation")
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            chunks = list(chunk_counts(indices[bad], rows.array.chunks[0]))
+            label = "row chunk" if len(chunks) == 1 else "row chunks"
+            check_sample_weight_values(weights, f"{scope} in {label} {', '.join(map(str, chunks))}")
+        if not weights.sum() > 0:
+            raise ValueError(
+                "The sample weights of the rows sampled for initialisation sum to zero; give "
+                "more rows a positive weight or increase init_sample_size."
+            )
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
-        bounds = np.cumsum(rows.array.chunks[0])
-        chunk_of_row = np.searchsorted(bounds, indices[~finite], side="right")
-        counts = zip(*np.unique(chunk_of_row, return_counts=True), strict=True)
-        bad_chunks = {int(c): int(m) for c, m in counts}
-        scope = "" if n <= size else " (at least; seen among the rows sampled for initialisation)"
+        bad_chunks = chunk_counts(indices[~finite], rows.array.chunks[0])
         raise bad_rows_error(int((~finite).sum()), bad_chunks, scope)
     rows.init_sample = (X, weights)
     return X, weights

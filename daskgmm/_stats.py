@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._kernels import LogDensity, block_rows, logsumexp_rows, precision_cholesky
-from ._validation import check_sample_weight_values
+from ._validation import bad_rows_error, check_sample_weight_values
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -306,17 +306,6 @@ def chunk_stats(
             loglik = float(lse.sum() if weights is None else lse @ weights)
         out = out.merge(_centred_stats(xc, shift, resp, cov_type, loglik, wsum))
     return out
-
-
-def bad_rows_error(n_bad: int, bad_chunks: dict, scope: str = "") -> ValueError:
-    """The error for rows with NaN or infinite values: how many, in which chunks."""
-    chunks = sorted(bad_chunks)
-    listed = ", ".join(f"{c} ({bad_chunks[c]} rows)" for c in chunks[:10])
-    more = f" and {len(chunks) - 10} more" if len(chunks) > 10 else ""
-    return ValueError(
-        f"X contains {n_bad} rows with NaN or infinite values{scope}, in row chunks "
-        f"{listed}{more}; remove or impute them before fitting."
-    )
 
 
 def raise_for_bad_rows(stats: SufficientStats) -> None:

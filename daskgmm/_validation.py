@@ -171,6 +171,38 @@ def check_feature_count(n_features: int, expected: int) -> None:
         )
 
 
+def bad_rows_error(
+    n_bad: int, bad_chunks: dict, scope: str = "", action: str = "fitting"
+) -> ValueError:
+    """The error for rows with NaN or infinite values: how many, in which chunks.
+
+    Parameters
+    ----------
+    n_bad : int
+    bad_chunks : dict
+        Row-chunk index -> number of bad rows (may be empty for in-memory data).
+    scope : str
+        Inserted after "values", e.g. " (among the sampled rows)".
+    action : str
+        What the rows get in the way of ("fitting", "predicting").
+    """
+    chunks = sorted(bad_chunks)
+    listed = ", ".join(f"{c} ({bad_chunks[c]} rows)" for c in chunks[:10])
+    more = f" and {len(chunks) - 10} more" if len(chunks) > 10 else ""
+    where = f", in row chunks {listed}{more}" if chunks else ""
+    return ValueError(
+        f"X contains {n_bad} rows with NaN or infinite values{scope}{where}; "
+        f"remove or impute them before {action}."
+    )
+
+
+def chunk_counts(row_indices: np.ndarray, row_chunks: tuple) -> dict:
+    """Row-chunk index -> how many of ``row_indices`` fall in it."""
+    chunk_of_row = np.searchsorted(np.cumsum(row_chunks), row_indices, side="right")
+    chunks, counts = np.unique(chunk_of_row, return_counts=True)
+    return {int(c): int(n) for c, n in zip(chunks, counts, strict=True)}
+
+
 def check_sample_weight_values(sample_weight: np.ndarray, where: str = "") -> None:
     """Raise if sample weights are negative or not finite."""
     bad = ~np.isfinite(sample_weight) | (sample_weight < 0)
