@@ -231,24 +231,28 @@ class LogDensity:
         -------
         ndarray of shape (n, K)
         """
-        maha = _MAHALANOBIS[self.covariance_type](self, X, self.means - shift)
+        maha = _MAHALANOBIS[self.covariance_type](self, X, shift)
         maha *= -0.5
         maha += self.offset
         return maha
 
 
 def _prepare_full(ld: LogDensity) -> None:
-    # (K, D, D) -> (D, K*D): column block k is P_k.
+    # (K, D, D) -> (D, K*D): column block k is P_k, so one product whitens the rows
+    # for all K components at once.
     ld.stacked = np.ascontiguousarray(
         np.transpose(ld.prec_chol, (1, 0, 2)).reshape(ld.n_features, -1)
     )
-    # (K*D, K) block indicator: sums each component's D squared coordinates with
-    # one matrix product, faster than a reduction over a length-D axis.
-    ld.group_sum = np.kron(np.eye(ld.n_components), np.ones((ld.n_features, 1)))
+    # mu_k @ P_k side by side: (K*D,)
+    ld.centres = np.einsum(
+        "kd,dke->ke", ld.means, ld.stacked.reshape(ld.n_features, ld.n_components, -1)
+    ).reshape(-1)
 
 
 def _prepare_tied(ld: LogDensity) -> None:
-    ld.stacked = ld.prec_chol
+    # The shared factor repeated K times: the same kernel as 'full'.
+    ld.stacked = np.ascontiguousarray(np.tile(ld.prec_chol, (1, ld.n_components)))
+    ld.centres = (ld.means @ ld.prec_chol).reshape(-1)
 
 
 def _prepare_diag(ld: LogDensity) -> None:
@@ -259,23 +263,26 @@ def _prepare_spherical(ld: LogDensity) -> None:
     ld.precisions = np.square(ld.prec_chol)  # (K,)
 
 
-def _mahalanobis_full(ld: LogDensity, X: np.ndarray, means: np.ndarray) -> np.ndarray:
-    k, d = ld.n_components, ld.n_features
-    y = X @ ld.stacked  # (n, K*D)
-    y -= np.einsum("kd,dke->ke", means, ld.stacked.reshape(d, k, d)).reshape(-1)
-    np.square(y, out=y)
-    return y @ ld.group_sum
+def _mahalanobis_stacked(ld: LogDensity, X: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """|x P_k - mu_k P_k|^2 for all k with one product; 'full' and 'tied'.
+
+    A column of ones carries the offsets ``(mu_k - shift) P_k`` into the product, and
+    the squared norms of the K residual blocks are row-wise dot products, so the
+    (n, K*D) residual is written once and never squared into a second array.
+    """
+    n, d = X.shape
+    augmented = np.empty((n, d + 1))
+    augmented[:, :d] = X
+    augmented[:, d] = 1.0
+    weights = np.empty((d + 1, ld.stacked.shape[1]))
+    weights[:d] = ld.stacked
+    weights[d] = shift @ ld.stacked - ld.centres
+    y = (augmented @ weights).reshape(n * ld.n_components, d)
+    return np.einsum("ij,ij->i", y, y).reshape(n, ld.n_components)
 
 
-def _mahalanobis_tied(ld: LogDensity, X: np.ndarray, means: np.ndarray) -> np.ndarray:
-    y = X @ ld.stacked  # (n, D)
-    centres = means @ ld.stacked  # (K, D)
-    diff = y[:, None, :] - centres[None, :, :]
-    np.square(diff, out=diff)
-    return diff.sum(axis=2)
-
-
-def _mahalanobis_diag(ld: LogDensity, X: np.ndarray, means: np.ndarray) -> np.ndarray:
+def _mahalanobis_diag(ld: LogDensity, X: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    means = ld.means - shift
     prec = ld.precisions
     out = np.square(X) @ prec.T
     out -= 2.0 * (X @ (means * prec).T)
@@ -283,7 +290,8 @@ def _mahalanobis_diag(ld: LogDensity, X: np.ndarray, means: np.ndarray) -> np.nd
     return out
 
 
-def _mahalanobis_spherical(ld: LogDensity, X: np.ndarray, means: np.ndarray) -> np.ndarray:
+def _mahalanobis_spherical(ld: LogDensity, X: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    means = ld.means - shift
     prec = ld.precisions
     out = np.einsum("nd,nd->n", X, X)[:, None] - 2.0 * (X @ means.T)
     out += np.square(means).sum(axis=1)
@@ -298,11 +306,41 @@ _PREPARE = {
     "spherical": _prepare_spherical,
 }
 _MAHALANOBIS = {
-    "full": _mahalanobis_full,
-    "tied": _mahalanobis_tied,
+    "full": _mahalanobis_stacked,
+    "tied": _mahalanobis_stacked,
     "diag": _mahalanobis_diag,
     "spherical": _mahalanobis_spherical,
 }
+
+
+def softmax_components(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax over components and log-sum-exp, with one ``exp``.
+
+    Works component-major: a (K, n) copy of ``a`` turns the reductions over K
+    into K-way elementwise operations on rows of length n, several times faster
+    than reducing short rows.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n, K)
+
+    Returns
+    -------
+    resp : ndarray of shape (K, n)
+        Probabilities; NaN for rows that are all ``-inf`` or hold NaN.
+    lse : ndarray of shape (n,)
+        Row-wise ``log(sum(exp(a)))``; not finite for such rows.
+    """
+    resp = np.ascontiguousarray(a.T)
+    top = resp.max(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        resp -= top
+        np.exp(resp, out=resp)
+        total = resp.sum(axis=0)
+        resp /= total
+        lse = np.log(total)
+    lse += top
+    return resp, lse
 
 
 def logsumexp_rows(a: np.ndarray) -> np.ndarray:
@@ -355,9 +393,7 @@ def predict_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
 
 def proba_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
     """Posterior responsibilities per row; (n, D) -> (n, K)."""
-    wlp = weighted_log_prob(X, log_density)
-    wlp -= logsumexp_rows(wlp)[:, None]
-    return np.exp(wlp, out=wlp)
+    return softmax_components(weighted_log_prob(X, log_density))[0].T
 
 
 def score_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:

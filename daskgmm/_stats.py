@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._kernels import LogDensity, block_rows, logsumexp_rows, precision_cholesky
+from ._kernels import LogDensity, block_rows, precision_cholesky, softmax_components
 from ._validation import bad_rows_error, check_sample_weight_values
 
 EPS = float(np.finfo(np.float64).eps)
@@ -130,23 +130,26 @@ _M2_CROSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 # --------------------------------------------------------------------------- #
 # per-block statistics (the fused E-step)
 # --------------------------------------------------------------------------- #
+# Responsibilities arrive component-major, shape (K, n): row-wise reductions over
+# K=8 columns are slow in numpy, reductions across K rows of length n are not.
 def _raw_m2_full(resp, xc, s1, nk_safe):
     # One (D, n) @ (n, D) product per component: the scaled copy of the block
     # stays in cache, which measured faster than one (K*D, n) @ (n, D) product.
-    raw = np.empty((resp.shape[1], xc.shape[1], xc.shape[1]))
-    for k in range(resp.shape[1]):
-        np.matmul((xc * resp[:, k : k + 1]).T, xc, out=raw[k])
+    xt = np.ascontiguousarray(xc.T)
+    raw = np.empty((resp.shape[0], xc.shape[1], xc.shape[1]))
+    for k in range(resp.shape[0]):
+        np.matmul(xt * resp[k], xc, out=raw[k])
     return raw - s1[:, :, None] * s1[:, None, :] / nk_safe[:, None, None]
 
 
 def _raw_m2_tied(resp, xc, s1, nk_safe):
-    row_weight = resp.sum(axis=1)
+    row_weight = resp.sum(axis=0)
     raw = (xc * row_weight[:, None]).T @ xc
     return raw - (s1 / nk_safe[:, None]).T @ s1
 
 
 def _raw_m2_diag(resp, xc, s1, nk_safe):
-    return resp.T @ np.square(xc) - np.square(s1) / nk_safe[:, None]
+    return resp @ np.square(xc) - np.square(s1) / nk_safe[:, None]
 
 
 _BLOCK_M2 = {
@@ -158,9 +161,10 @@ _BLOCK_M2 = {
 
 
 def _centred_stats(xc, shift, resp, covariance_type, log_likelihood, weight_sum):
-    """Statistics of centred rows ``xc = rows - shift`` under weighted responsibilities."""
-    nk = resp.sum(axis=0)
-    s1 = resp.T @ xc
+    """Statistics of centred rows ``xc = rows - shift`` (n, D) under weighted
+    responsibilities ``resp`` (K, n)."""
+    nk = resp.sum(axis=1)
+    s1 = resp @ xc
     nk_safe = np.where(nk > 0, nk, 1.0)
     m2 = _BLOCK_M2[covariance_type](resp, xc, s1, nk_safe)
     means = s1 / nk_safe[:, None] + shift
@@ -186,11 +190,8 @@ class EStep:
         return self
 
     def __call__(self, xc, shift, start, stop, good):
-        """Responsibilities (n, K) and per-row log-likelihoods (n,) of centred rows."""
-        wlp = self.log_density(xc, shift)
-        lse = logsumexp_rows(wlp)
-        wlp -= lse[:, None]
-        return np.exp(wlp, out=wlp), lse
+        """Responsibilities (K, n) and per-row log-likelihoods (n,) of centred rows."""
+        return softmax_components(self.log_density(xc, shift))
 
 
 class RandomResponsibilities:
@@ -215,7 +216,7 @@ class RandomResponsibilities:
         def draw(xc, shift, start, stop, good):
             resp = rng.uniform(size=(stop - start, self.n_components))
             resp /= resp.sum(axis=1, keepdims=True)
-            return (resp if good is None else resp[good]), None
+            return (resp if good is None else resp[good]).T, None
 
         return draw
 
@@ -239,7 +240,7 @@ class GivenResponsibilities:
 
     def __call__(self, xc, shift, start, stop, good):
         resp = self.resp[start:stop]
-        return (resp if good is None else resp[good]), None
+        return (resp if good is None else resp[good]).T, None
 
 
 def chunk_stats(
@@ -299,7 +300,7 @@ def chunk_stats(
         resp, lse = assign(xc, shift, start, stop, good)
         wsum = float(rows.shape[0])
         if weights is not None:
-            resp = resp * weights[:, None]
+            resp = resp * weights
             wsum = float(weights.sum())
         loglik = 0.0
         if lse is not None:
