@@ -88,6 +88,20 @@ def _float_dtype(dtype) -> np.dtype:
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
+def _views_as_dask(X: np.ndarray, chunk_rows: int) -> da.Array:
+    """A dask array whose chunks are views of an in-memory array (no copy).
+
+    ``dask.array.from_array`` copies every chunk of a numpy array into the graph,
+    doubling the memory of a fit on in-memory data.
+    """
+    X = np.ascontiguousarray(X)
+    name = f"daskgmm_rows-{uuid.uuid4().hex}"
+    row_chunks = da.core.normalize_chunks((chunk_rows,), (X.shape[0],))[0]
+    starts = np.concatenate([[0], np.cumsum(row_chunks)]).astype(int)
+    layer = {(name, i, 0): X[starts[i] : starts[i + 1]] for i in range(len(row_chunks))}
+    return da.Array(layer, name, chunks=(row_chunks, (X.shape[1],)), dtype=X.dtype)
+
+
 def as_dask_array(X, chunk_rows="auto") -> da.Array:
     """A 2-D float dask array with one chunk along the features.
 
@@ -107,7 +121,7 @@ def as_dask_array(X, chunk_rows="auto") -> da.Array:
         check_data_shape(X.shape, X.dtype)
         if chunk_rows == "auto":
             chunk_rows = auto_chunk_rows(X.shape[0], X.shape[1], X.dtype.itemsize)
-        X = da.from_array(X, chunks=(chunk_rows, -1), name=False, asarray=True)
+        X = _views_as_dask(X, chunk_rows)
     check_data_shape(X.shape, X.dtype)
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})

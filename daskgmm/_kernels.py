@@ -356,9 +356,19 @@ def logsumexp_rows(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def block_rows(n_components: int, n_features: int) -> int:
-    """Rows per cache block for the row kernels."""
-    return int(max(256, BLOCK_BYTES // (8 * n_components * max(n_features, 1))))
+_BLOCK_WIDTH = {
+    # columns of the widest float64 temporary per row of a block
+    "full": lambda k, d: k * (d + 1),
+    "tied": lambda k, d: k * (d + 1),
+    "diag": lambda k, d: 2 * d + 2 * k,
+    "spherical": lambda k, d: 2 * d + 2 * k,
+}
+
+
+def block_rows(n_components: int, n_features: int, covariance_type: str = "full") -> int:
+    """Rows per cache block for the row kernels (at least 256)."""
+    width = _BLOCK_WIDTH[covariance_type](n_components, max(n_features, 1))
+    return int(max(256, BLOCK_BYTES // (8 * width)))
 
 
 def weighted_log_prob(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
@@ -379,7 +389,7 @@ def weighted_log_prob(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
     n = X.shape[0]
     out = np.empty((n, log_density.n_components))
     shift = log_density.means.mean(axis=0)
-    step = block_rows(log_density.n_components, log_density.n_features)
+    step = block_rows(log_density.n_components, log_density.n_features, log_density.covariance_type)
     for start in range(0, n, step):
         rows = np.asarray(X[start : start + step], dtype=np.float64) - shift
         out[start : start + step] = log_density(rows, shift)

@@ -243,6 +243,15 @@ class GivenResponsibilities:
         return (resp if good is None else resp[good]).T, None
 
 
+def _finite_shift(rows: np.ndarray) -> np.ndarray | None:
+    """Mean of the finite rows (None if there are none): the chunk's centring point."""
+    shift = rows.mean(axis=0)
+    if np.isfinite(shift).all():
+        return shift
+    finite = rows[np.isfinite(rows).all(axis=1)]
+    return finite.mean(axis=0) if finite.shape[0] else None
+
+
 def chunk_stats(
     X: np.ndarray,
     responsibilities,
@@ -251,10 +260,12 @@ def chunk_stats(
 ) -> SufficientStats:
     """Statistics of one chunk of rows: the fused E-step of one iteration.
 
-    The chunk is processed in cache-sized blocks of rows; each block is centred on
-    its own column mean and computed in float64, and blocks are merged with
-    :meth:`SufficientStats.merge`.  Rows with a non-finite value are counted and
-    left out.
+    The chunk is processed in cache-sized blocks of rows, centred on one point of
+    the chunk (the mean of its first block) and computed in float64; blocks are
+    merged with :meth:`SufficientStats.merge`.  Rows with a non-finite value are
+    counted and left out.  Under an E-step they are found from the per-row
+    log-likelihood, which they make non-finite, so clean blocks cost no extra
+    check (a finite row whose density overflows counts as bad too).
 
     Parameters
     ----------
@@ -276,28 +287,37 @@ def chunk_stats(
     out = SufficientStats.empty(cov_type, n_components, X.shape[1])
     if sample_weight is not None:
         check_sample_weight_values(np.asarray(sample_weight), f" in row chunk {chunk_index}")
-    step = block_rows(n_components, X.shape[1])
+    shift = None
+    step = block_rows(n_components, X.shape[1], cov_type)
     for start in range(0, X.shape[0], step):
         stop = min(start + step, X.shape[0])
         rows = np.asarray(X[start:stop], dtype=np.float64)
         weights = None
         if sample_weight is not None:
             weights = np.asarray(sample_weight[start:stop], dtype=np.float64)
-        good = np.isfinite(rows).all(axis=1)
-        n_bad = int(rows.shape[0] - np.count_nonzero(good))
-        if n_bad:
-            rows = rows[good]
-            weights = None if weights is None else weights[good]
-            out.n_bad += n_bad
-            out.n_rows += n_bad
-            out.bad_chunks[chunk_index] = out.bad_chunks.get(chunk_index, 0) + n_bad
+        if shift is None:
+            shift = _finite_shift(rows)
+        good = None
+        if not isinstance(responsibilities, EStep) or shift is None:
+            good = np.isfinite(rows).all(axis=1)
         else:
-            good = None
-        if not rows.shape[0]:
-            continue
-        shift = rows.mean(axis=0)
+            resp, lse = assign(rows - shift, shift, start, stop, None)
+            if not np.isfinite(lse).all():
+                good = np.isfinite(lse) & np.isfinite(rows).all(axis=1)
+        if good is not None:
+            n_bad = int(rows.shape[0] - np.count_nonzero(good))
+            if n_bad:
+                rows = rows[good]
+                weights = None if weights is None else weights[good]
+                out.n_bad += n_bad
+                out.n_rows += n_bad
+                out.bad_chunks[chunk_index] = out.bad_chunks.get(chunk_index, 0) + n_bad
+            else:
+                good = None
+            if not rows.shape[0]:
+                continue
+            resp, lse = assign(rows - shift, shift, start, stop, good)
         xc = rows - shift
-        resp, lse = assign(xc, shift, start, stop, good)
         wsum = float(rows.shape[0])
         if weights is not None:
             resp = resp * weights
