@@ -25,9 +25,9 @@ import numpy as np
 from scipy import linalg
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-#: Bytes of the widest per-block temporary, (rows, K*D) float64 for 'full'; rows
+#: Bytes of the widest per-block temporary, (rows, K*(D+1)) float64 for 'full'; rows
 #: are processed in blocks of this size so the products stay in cache.
-BLOCK_BYTES = 1 << 21
+BLOCK_BYTES = 1 << 22
 LOG_2PI = math.log(2.0 * math.pi)
 
 SINGULAR_COVARIANCE_MESSAGE = (
