@@ -1,0 +1,211 @@
+"""The only door to ``dask.distributed``: connect to a cluster or start a local one.
+
+The estimators never import distributed: they compute with dask's current
+scheduler, which is the threaded scheduler by default and a ``distributed.Client``
+once one is active (``Client(...)`` makes itself the default).  This module is for
+the command line, pipelines and scripts that want a cluster set up for them::
+
+    from daskgmm import GaussianMixture
+    from daskgmm.cluster import connect, start_local_cluster
+
+    with start_local_cluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB") as client:
+        print(dashboard_link(client))
+        GaussianMixture(8).fit(X)          # runs on the cluster
+
+    client = connect("tcp://10.0.0.5:8786")                 # an existing scheduler
+    client = connect(scheduler_file="~/scheduler.json")     # dask-jobqueue / HPC jobs
+
+Dashboards started here listen on 127.0.0.1 unless asked otherwise.  For remote
+clusters use distributed's TLS security configuration
+(``distributed.comm.tls.*`` or ``Client(address, security=Security(...))``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to wait for a scheduler before giving up with a clear error.
+CONNECT_TIMEOUT = 10
+
+
+class ClusterConnectionError(ConnectionError):
+    """The scheduler could not be reached; the message names the address."""
+
+
+def connect(
+    address: str | None = None,
+    *,
+    scheduler_file: str | None = None,
+    timeout: float = CONNECT_TIMEOUT,
+    security=None,
+):
+    """Connect to a running scheduler, by address or scheduler file.
+
+    Parameters
+    ----------
+    address : str, optional
+        E.g. ``"tcp://127.0.0.1:8786"``.
+    scheduler_file : str, optional
+        A JSON file written by ``dask scheduler --scheduler-file`` (what
+        dask-jobqueue and HPC batch scripts produce).
+    timeout : float
+        Seconds to wait for the scheduler.
+    security : distributed.Security, optional
+        TLS settings for remote clusters.
+
+    Returns
+    -------
+    distributed.Client
+        Set as dask's default scheduler until closed.
+
+    Raises
+    ------
+    ClusterConnectionError
+        If the scheduler cannot be reached in ``timeout`` seconds.
+    ValueError
+        If neither or both of ``address`` and ``scheduler_file`` are given.
+    """
+    from distributed import Client
+
+    if (address is None) == (scheduler_file is None):
+        raise ValueError("Give exactly one of a scheduler address and a scheduler_file.")
+    target = address
+    if scheduler_file is not None:
+        scheduler_file = os.path.expanduser(scheduler_file)
+        if not os.path.exists(scheduler_file):
+            raise ClusterConnectionError(
+                f"Scheduler file {scheduler_file!r} does not exist; start the scheduler "
+                "with 'dask scheduler --scheduler-file PATH' or pass its address."
+            )
+        target = scheduler_file
+    try:
+        if scheduler_file is not None:
+            client = Client(scheduler_file=scheduler_file, timeout=timeout, security=security)
+        else:
+            client = Client(address, timeout=timeout, security=security)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterConnectionError(
+            f"Could not reach a dask scheduler at {target} within {timeout:g} s; check "
+            "that it is running and that the address (or scheduler file) is right."
+        ) from exc
+    logger.info("connected to %s; dashboard %s", client.scheduler.address, dashboard_link(client))
+    return client
+
+
+def start_local_cluster(
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    memory_limit: str | int | None = "auto",
+    dashboard_address: str = "127.0.0.1:0",
+    processes: bool = True,
+):
+    """Start a LocalCluster on this machine and return a Client connected to it.
+
+    Closing the client (or leaving its ``with`` block) shuts the cluster down.
+
+    Parameters
+    ----------
+    n_workers, threads_per_worker : int
+    memory_limit : str or int or None
+        Per worker, e.g. ``"2GiB"``.
+    dashboard_address : str
+        Where the dashboard listens; loopback by default, port chosen freely.
+    processes : bool
+        Workers as separate processes (default) or threads of this one.
+
+    Returns
+    -------
+    distributed.Client
+    """
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        memory_limit=memory_limit,
+        dashboard_address=dashboard_address,
+        host="127.0.0.1",
+        processes=processes,
+    )
+    client = Client(cluster)
+    client._daskgmm_owns_cluster = cluster
+    logger.info(
+        "started a LocalCluster: %d workers x %d threads; dashboard %s",
+        n_workers,
+        threads_per_worker,
+        dashboard_link(client),
+    )
+    return client
+
+
+def dashboard_link(client) -> str:
+    """The dashboard URL of a client's cluster ('' when it has none)."""
+    try:
+        return client.dashboard_link or ""
+    except (AttributeError, KeyError):
+        return ""
+
+
+def close(client) -> None:
+    """Close a client, and the LocalCluster if :func:`start_local_cluster` made it."""
+    cluster = getattr(client, "_daskgmm_owns_cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+@contextmanager
+def cluster_from_options(
+    scheduler: str | None = None,
+    scheduler_file: str | None = None,
+    workers: int | None = None,
+    threads: int = 1,
+    memory_limit: str | None = "auto",
+):
+    """The cluster a command asked for, closed afterwards; None means dask's default.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler.
+    scheduler_file : str, optional
+    workers : int, optional
+        Start a LocalCluster with this many workers.
+    threads : int
+        Threads per LocalCluster worker.
+    memory_limit : str, optional
+        Per LocalCluster worker.
+
+    Yields
+    ------
+    distributed.Client or None
+    """
+    if sum(x is not None for x in (scheduler, scheduler_file, workers)) > 1:
+        raise ValueError("Choose one of a scheduler address, a scheduler file, or --workers.")
+    if scheduler is None and scheduler_file is None and workers is None:
+        yield None
+        return
+    if workers is not None:
+        client = start_local_cluster(workers, threads, memory_limit)
+    else:
+        client = connect(scheduler, scheduler_file=scheduler_file)
+    try:
+        yield client
+    finally:
+        close(client)
+
+
+@contextmanager
+def performance_report(path: str | None):
+    """Write distributed's HTML performance report of the block to ``path`` (if given)."""
+    if path is None:
+        yield
+        return
+    from distributed import performance_report as report
+
+    with report(filename=path):
+        yield

@@ -1,0 +1,242 @@
+"""Fits on real dask.distributed clusters: scheduler and worker processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from dask.callbacks import Callback
+from distributed import Client
+
+from daskgmm import GaussianMixture
+from daskgmm.cluster import (
+    ClusterConnectionError,
+    cluster_from_options,
+    connect,
+    dashboard_link,
+)
+from daskgmm.datasets import make_mixture
+
+N_ROWS, N_FEATURES, K = 60_000, 6, 4
+CHUNK = 3_000
+
+
+def _start(args, log):
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+
+
+def _wait_for_workers(client: Client, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while len(client.scheduler_info(n_workers=-1)["workers"]) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(client.scheduler_info()['workers'])} of {n} workers")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def scheduler_and_workers(tmp_path):
+    """A `dask scheduler` and two single-threaded `dask worker` processes (no nanny)."""
+    scheduler_file = tmp_path / "scheduler.json"
+    log = open(tmp_path / "cluster.log", "w")
+    procs = [
+        _start(
+            [
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            log,
+        )
+    ]
+    deadline = time.monotonic() + 60
+    while not scheduler_file.exists() or not scheduler_file.read_text().strip():
+        assert time.monotonic() < deadline, "scheduler did not start"
+        time.sleep(0.1)
+    address = json.loads(scheduler_file.read_text())["address"]
+    workers = [
+        _start(
+            [
+                "distributed.cli.dask_worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--memory-limit",
+                "2GiB",
+            ],
+            log,
+        )
+        for _ in range(2)
+    ]
+    procs += workers
+    try:
+        yield {"address": address, "scheduler_file": str(scheduler_file), "workers": workers}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def zarr_data(tmp_path_factory):
+    """Mixture rows in a Zarr store on disk, and starting parameters."""
+    X, truth = make_mixture(N_ROWS, N_FEATURES, K, chunk_rows=CHUNK, seed=3)
+    path = str(tmp_path_factory.mktemp("store") / "x.zarr")
+    X.to_zarr(path)
+    start = {
+        "weights_init": truth.weights,
+        "means_init": truth.means + 0.5,
+        "precisions_init": np.linalg.inv(truth.covariances),
+    }
+    return path, start
+
+
+def _model(start, max_iter=15):
+    return GaussianMixture(K, tol=0.0, max_iter=max_iter, **start)
+
+
+def _fit_quietly(model, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tol=0: ConvergenceWarning by design
+        return model.fit(X)
+
+
+def _task_prefixes(dask_scheduler):
+    return list(dask_scheduler.task_prefixes)
+
+
+def test_fit_on_cluster_equals_threaded_fit(scheduler_and_workers, zarr_data):
+    path, start = zarr_data
+    X = da.from_zarr(path)
+    local = _fit_quietly(_model(start, max_iter=5), X)
+    with connect(scheduler_file=scheduler_and_workers["scheduler_file"]) as client:
+        _wait_for_workers(client, 2)
+        remote = _fit_quietly(_model(start, max_iter=5), X)
+        prefixes = set(
+            client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+        )
+        labels = remote.predict(X).compute()
+        prefixes_after_predict = set(
+            client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+        )
+    np.testing.assert_allclose(remote.means_, local.means_, rtol=1e-12)
+    np.testing.assert_allclose(remote.covariances_, local.covariances_, rtol=1e-12)
+    assert remote.lower_bounds_ == pytest.approx(local.lower_bounds_, rel=1e-12)
+    # What the dashboard's task stream and progress panes show.
+    assert {"daskgmm_estep", "daskgmm_reduce", "daskgmm_params"} <= prefixes
+    assert "daskgmm_predict" in prefixes_after_predict
+    np.testing.assert_array_equal(labels, local.predict(X).compute())
+
+
+def test_fit_survives_a_killed_worker(scheduler_and_workers, zarr_data):
+    path, start = zarr_data
+    X = da.from_zarr(path)
+    with Client(scheduler_and_workers["address"], timeout=30) as client:
+        _wait_for_workers(client, 2)
+        undisturbed = _fit_quietly(_model(start), X)
+        assert undisturbed.n_iter_ == 15
+
+        result = {}
+
+        def fit():
+            result["model"] = _fit_quietly(_model(start), X)
+
+        thread = threading.Thread(target=fit)
+        thread.start()
+        time.sleep(1.0)  # a few iterations in
+        victim = scheduler_and_workers["workers"][0]
+        assert thread.is_alive(), "the fit finished before the worker could be killed"
+        os.kill(victim.pid, signal.SIGKILL)
+        thread.join(timeout=300)
+        assert not thread.is_alive()
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+        remaining = client.scheduler_info(n_workers=-1)["workers"]
+    disturbed = result["model"]
+    assert len(remaining) == 1
+    assert disturbed.n_iter_ == undisturbed.n_iter_
+    # The reduction tree merges chunks in a fixed order, whichever worker ran them.
+    np.testing.assert_allclose(disturbed.means_, undisturbed.means_, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(disturbed.covariances_, undisturbed.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(disturbed.lower_bounds_, undisturbed.lower_bounds_, rtol=1e-10)
+
+
+def test_connect_to_nothing_fails_fast_naming_the_address():
+    start = time.monotonic()
+    with pytest.raises(ClusterConnectionError, match=r"tcp://127\.0\.0\.1:9 within 2 s"):
+        connect("tcp://127.0.0.1:9", timeout=2)
+    assert time.monotonic() - start < 30
+
+
+def test_missing_scheduler_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ClusterConnectionError, match=r"does not exist; start the scheduler"):
+        connect(scheduler_file=str(tmp_path / "nope.json"))
+
+
+def test_local_cluster_from_options_listens_on_loopback(zarr_data):
+    path, start = zarr_data
+    with cluster_from_options(workers=1, threads=2, memory_limit="1GiB") as client:
+        link = dashboard_link(client)
+        assert link.startswith("http://127.0.0.1:")
+        model = _fit_quietly(_model(start, max_iter=2), da.from_zarr(path))
+        info = client.scheduler_info()
+    assert model.n_iter_ == 2
+    assert [w["nthreads"] for w in info["workers"].values()] == [2]
+    assert client.status == "closed"
+
+
+class _GraphSizes(Callback):
+    """Task count and pickled size of every graph computed."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def _start(self, dsk):
+        import cloudpickle
+
+        graph = {k: v for k, v in dsk.items() if not str(k).startswith("daskgmm_rows")}
+        self.sizes.append((len(dsk), len(cloudpickle.dumps(graph))))
+
+
+def test_graph_and_bytes_per_iteration_stay_flat_over_20_iterations(zarr_data):
+    path, start = zarr_data
+    X = da.from_zarr(path)
+    with dask.config.set(scheduler="sync"), _GraphSizes() as sizes:
+        model = _fit_quietly(_model(start, max_iter=20), X)
+    assert model.n_iter_ == 20
+    assert len(sizes.sizes) == 20  # one compute per iteration
+    tasks = {n for n, _ in sizes.sizes}
+    assert len(tasks) == 1  # the same task count every iteration
+    assert tasks.pop() <= 3 * (N_ROWS // CHUNK) + 10  # O(chunks)
+    nbytes = [b for _, b in sizes.sizes]
+    assert max(nbytes) <= 1.02 * min(nbytes)  # parameters enter once, graphs don't grow
