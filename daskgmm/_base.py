@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 
-from ._engine import as_dask_array, compute, map_rows
+from ._engine import as_dask_array, compute, is_external, map_rows, open_external
 from ._kernels import (
     LogDensity,
     precisions_from_cholesky,
@@ -31,27 +31,38 @@ from ._validation import (
 )
 
 
-def _finite_rows_only(row_func):
-    """Wrap a row kernel so that rows with NaN or inf raise instead of giving garbage.
+def _finite_rows_only(row_func, fill):
+    """Wrap a row kernel for rows with NaN or inf: raise, or give them ``fill``.
 
-    Under ``map_blocks`` the chunk index arrives as ``block_id`` and is named in the
-    error; the check costs one ``isfinite`` over the block.
+    The kernel's shared argument is ``(log_density, nan_policy)``.  Under
+    ``nan_policy='raise'`` such rows raise (under ``map_blocks`` the chunk index
+    arrives as ``block_id`` and is named in the error); under 'omit' they get
+    ``fill`` (-1 for labels, NaN for probabilities and scores), as when they were
+    left out of the fit.  The check costs one ``isfinite`` over the block.
     """
 
-    def checked(X, log_density, block_id=None):
+    def checked(X, shared, block_id=None):
+        log_density, nan_policy = shared
         bad = ~np.isfinite(X).all(axis=1)
-        if bad.any():
+        if not bad.any():
+            return row_func(X, log_density)
+        if nan_policy != "omit":
             chunks = {} if block_id is None else {block_id[0]: int(bad.sum())}
             raise bad_rows_error(int(bad.sum()), chunks, action="predicting or scoring")
-        return row_func(X, log_density)
+        good = row_func(X[~bad], log_density)
+        out = np.full((X.shape[0], *good.shape[1:]), fill, dtype=good.dtype)
+        out[~bad] = good
+        return out
 
     checked.__name__ = row_func.__name__
     return checked
 
 
-_predict_rows = _finite_rows_only(predict_rows)
-_proba_rows = _finite_rows_only(proba_rows)
-_score_rows = _finite_rows_only(score_rows)
+#: Label of a row omitted under ``nan_policy='omit'``.
+LABEL_FILL = -1
+_predict_rows = _finite_rows_only(predict_rows, LABEL_FILL)
+_proba_rows = _finite_rows_only(proba_rows, np.nan)
+_score_rows = _finite_rows_only(score_rows, np.nan)
 
 _N_COVARIANCE_PARAMETERS = {
     "full": lambda k, d: k * d * (d + 1) / 2.0,
@@ -83,22 +94,40 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         )
 
     def _rows_for_prediction(self, X):
-        """Validate X against the fit; return it as numpy or as a row-chunked dask array."""
+        """Validate X against the fit; return it as numpy or as a row-chunked dask array.
+
+        Stores, zarr arrays and xarray objects (see ``daskgmm.io``) come back as
+        their rows, a dask array.
+        """
+        return self._prediction_input(X)[0]
+
+    def _prediction_input(self, X):
+        """``(rows, view)``: validated rows, and the ``io.RowView`` they came from
+        (None for numpy and dask input)."""
         check_is_fitted(self)
+        view = None
+        if is_external(X):
+            view = open_external(X)
+            X = view.data
         if isinstance(X, da.Array):
             check_data_shape(X.shape, X.dtype)
             check_feature_count(X.shape[1], self.n_features_in_)
-            return as_dask_array(X)
+            return as_dask_array(X), view
         X = np.asarray(X)
         check_data_shape(X.shape, X.dtype)
         check_feature_count(X.shape[1], self.n_features_in_)
-        return X
+        return X, view
 
-    def _apply_rows(self, X, row_func, n_columns, dtype):
-        rows = self._rows_for_prediction(X)
-        if isinstance(rows, da.Array):
-            return map_rows(rows, row_func, self._log_density(), n_columns, dtype)
-        return row_func(rows, self._log_density())
+    def _apply_rows(self, X, row_func, n_columns, dtype, name=None):
+        rows, view = self._prediction_input(X)
+        shared = (self._log_density(), getattr(self, "nan_policy", "raise"))
+        if not isinstance(rows, da.Array):
+            return row_func(rows, shared)
+        out = map_rows(rows, row_func, shared, n_columns, dtype)
+        if view is None:
+            return out
+        attrs = {"_FillValue": LABEL_FILL} if name == "labels" else None
+        return view.to_samples(out, name=name, attrs=attrs)
 
     # ---------------------------------------------------------------- answers
     def predict(self, X):
@@ -113,7 +142,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         labels : ndarray or dask array of shape (n_samples,), int64
             Lazy for dask input.
         """
-        return self._apply_rows(X, _predict_rows, None, np.int64)
+        return self._apply_rows(X, _predict_rows, None, np.int64, "labels")
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample.
@@ -127,7 +156,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         resp : ndarray or dask array of shape (n_samples, n_components)
             Lazy for dask input.
         """
-        return self._apply_rows(X, _proba_rows, self.n_components, np.float64)
+        return self._apply_rows(X, _proba_rows, self.n_components, np.float64, "proba")
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the mixture.
@@ -141,24 +170,38 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         log_prob : ndarray or dask array of shape (n_samples,)
             Lazy for dask input.
         """
-        return self._apply_rows(X, _score_rows, None, np.float64)
+        return self._apply_rows(X, _score_rows, None, np.float64, "log_density")
+
+    def _mean_score(self, X) -> tuple[float, int]:
+        """Mean log-likelihood of the scored rows and their number (one compute).
+
+        Rows omitted under ``nan_policy='omit'`` count in neither.
+        """
+        rows, _ = self._prediction_input(X)
+        scores = self._apply_rows(rows, _score_rows, None, np.float64)
+        if isinstance(scores, da.Array):
+            finite = da.isfinite(scores)
+            total, n = compute(da.where(finite, scores, 0.0).sum(), finite.sum())
+        else:
+            finite = np.isfinite(scores)
+            total, n = scores[finite].sum(), finite.sum()
+        n = int(n)
+        return (float(total) / n if n else float("nan")), n
 
     def score(self, X, y=None) -> float:
         """Mean per-sample log-likelihood of ``X`` (computed).
 
         Parameters
         ----------
-        X : array-like or dask array of shape (n_samples, n_features)
+        X : array-like, dask array or a source ``daskgmm.io`` opens
         y : ignored
 
         Returns
         -------
         float
+            Over the rows that are not omitted (``nan_policy='omit'``).
         """
-        scores = self.score_samples(X)
-        if isinstance(scores, da.Array):
-            return float(compute(scores.mean())[0])
-        return float(scores.mean())
+        return self._mean_score(X)[0]
 
     def _n_parameters(self) -> int:
         """Number of free parameters of the model."""
@@ -177,8 +220,8 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         float
         """
-        n = X.shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+        mean, n = self._mean_score(X)
+        return -2 * mean * n + self._n_parameters() * math.log(n)
 
     def aic(self, X) -> float:
         """Akaike information criterion on ``X``; lower is better.
@@ -191,7 +234,8 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         float
         """
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        mean, n = self._mean_score(X)
+        return -2 * mean * n + 2 * self._n_parameters()
 
     def sample(self, n_samples: int = 1):
         """Draw samples from the fitted mixture (as scikit-learn draws them).

@@ -24,7 +24,12 @@ from ._stats import (
     raise_for_bad_rows,
     stats_from_responsibilities,
 )
-from ._validation import bad_rows_error, check_sample_weight_values, chunk_counts
+from ._validation import (
+    bad_rows_error,
+    check_rows_left,
+    check_sample_weight_values,
+    chunk_counts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +47,26 @@ class InitialGuess:
         return self.weights is not None and self.means is not None and self.precisions is not None
 
 
-def sample_rows(rows: RowChunks, size: int, random_state: np.random.RandomState):
+def check_bad_rows(stats, nan_policy: str = "raise") -> None:
+    """After a pass: raise for non-finite rows unless ``nan_policy='omit'``.
+
+    Under 'omit' the rows were already left out of the statistics by the E-step;
+    only a pass with nothing left raises.
+    """
+    if nan_policy == "omit" and stats.n_bad:
+        check_rows_left(stats.n_bad, stats.weight_sum)
+        return
+    raise_for_bad_rows(stats)
+
+
+def sample_rows(
+    rows: RowChunks, size: int, random_state: np.random.RandomState, nan_policy: str = "raise"
+):
     """A bounded random sample of rows, gathered from the chunks in one pass.
 
     All rows, in order, when there are no more than ``size``.  Non-finite values
-    in the sample raise at once, naming their row chunks.  The sample is
+    in the sample raise at once, naming their row chunks (under
+    ``nan_policy='omit'`` those rows are dropped from the sample).  The sample is
     drawn once per fit and kept on ``rows`` for the next initialisations.
 
     Returns
@@ -76,7 +96,10 @@ def sample_rows(rows: RowChunks, size: int, random_state: np.random.RandomState)
                 "more rows a positive weight or increase init_sample_size."
             )
     finite = np.isfinite(X).all(axis=1)
-    if not finite.all():
+    if not finite.all() and nan_policy == "omit":
+        X = X[finite]
+        weights = None if weights is None else weights[finite]
+    elif not finite.all():
         bad_chunks = chunk_counts(indices[~finite], rows.array.chunks[0])
         raise bad_rows_error(int((~finite).sum()), bad_chunks, scope)
     rows.init_sample = (X, weights)
@@ -115,8 +138,10 @@ _SAMPLE_INITIALISERS = {
 }
 
 
-def _stats_from_sample(rows, init_params, k, covariance_type, sample_size, random_state):
-    X, weights = sample_rows(rows, sample_size, random_state)
+def _stats_from_sample(
+    rows, init_params, k, covariance_type, sample_size, random_state, nan_policy
+):
+    X, weights = sample_rows(rows, sample_size, random_state, nan_policy)
     if X.shape[0] < k:
         raise ValueError(
             f"Only {X.shape[0]} finite rows were found in the initialisation sample for "
@@ -128,12 +153,12 @@ def _stats_from_sample(rows, init_params, k, covariance_type, sample_size, rando
     return stats_from_responsibilities(X, resp, covariance_type, weights)
 
 
-def _stats_random(rows, k, covariance_type, random_state, split_every):
+def _stats_random(rows, k, covariance_type, random_state, split_every, nan_policy):
     seed = int(random_state.randint(np.iinfo(np.int32).max))
     spec = RandomResponsibilities(seed, k, covariance_type)
     graph = reduce_chunks(rows, chunk_stats, spec, "daskgmm_init", split_every)
     stats = compute(graph)[0]
-    raise_for_bad_rows(stats)
+    check_bad_rows(stats, nan_policy)
     return stats
 
 
@@ -148,6 +173,7 @@ def initial_parameters(
     random_state: np.random.RandomState,
     init_sample_size: int,
     split_every: int | None = None,
+    nan_policy: str = "raise",
 ):
     """Initial weights, means, covariances and precision Cholesky factors.
 
@@ -164,6 +190,8 @@ def initial_parameters(
         At most this many rows feed the sample-based initialisers.
     split_every : int, optional
         Fan-in of the reduction tree for ``init_params='random'``.
+    nan_policy : {'raise', 'omit'}
+        What rows with non-finite values do: raise, or be left out.
 
     Returns
     -------
@@ -173,7 +201,9 @@ def initial_parameters(
     weights = means = covariances = prec_chol = None
     if not guess.complete:
         if init_params == "random":
-            stats = _stats_random(rows, n_components, covariance_type, random_state, split_every)
+            stats = _stats_random(
+                rows, n_components, covariance_type, random_state, split_every, nan_policy
+            )
         else:
             stats = _stats_from_sample(
                 rows,
@@ -182,6 +212,7 @@ def initial_parameters(
                 covariance_type,
                 init_sample_size,
                 random_state,
+                nan_policy,
             )
         weights, means, covariances, prec_chol = m_step(stats, reg_covar)
     if guess.weights is not None:

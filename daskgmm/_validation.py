@@ -14,6 +14,7 @@ import numpy as np
 from ._kernels import COVARIANCE_TYPES
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+NAN_POLICIES = ("raise", "omit")
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -92,6 +93,7 @@ PARAMETER_CONSTRAINTS: dict[str, Callable] = {
     "init_sample_size": _integer(1),
     "chunk_rows": _chunk_rows,
     "split_every": _integer(2, allow_none=True),
+    "nan_policy": _one_of(NAN_POLICIES),
 }
 
 
@@ -192,8 +194,19 @@ def bad_rows_error(
     where = f", in row chunks {listed}{more}" if chunks else ""
     return ValueError(
         f"X contains {n_bad} rows with NaN or infinite values{scope}{where}; "
-        f"remove or impute them before {action}."
+        f"remove or impute them before {action}, or pass nan_policy='omit' to leave "
+        "them out."
     )
+
+
+def check_rows_left(n_bad: int, weight_sum: float) -> None:
+    """Under ``nan_policy='omit'``: raise if no row with positive weight is left."""
+    if not weight_sum > 0:
+        raise ValueError(
+            f"No rows are left to fit: {n_bad} rows with NaN or infinite values were "
+            "omitted and the remaining rows have zero total weight; check the data's "
+            "mask or fill value."
+        )
 
 
 def chunk_counts(row_indices: np.ndarray, row_chunks: tuple) -> dict:

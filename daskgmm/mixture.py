@@ -14,9 +14,9 @@ from sklearn.utils import check_random_state
 
 from ._base import BaseGaussianMixture
 from ._engine import RowChunks, compute, prepare_rows, reduce_chunks, single_threaded_blas
-from ._init import InitialGuess, initial_parameters
+from ._init import InitialGuess, check_bad_rows, initial_parameters
 from ._kernels import LogDensity
-from ._stats import EStep, chunk_stats, m_step, raise_for_bad_rows
+from ._stats import EStep, chunk_stats, m_step
 from ._validation import (
     check_feature_count,
     check_initial_means,
@@ -39,7 +39,9 @@ class _Run:
     lower_bounds: list = field(default_factory=list)
 
 
-def iteration_statistics(rows: RowChunks, params: tuple, covariance_type: str, split_every=None):
+def iteration_statistics(
+    rows: RowChunks, params: tuple, covariance_type: str, split_every=None, nan_policy="raise"
+):
     """One E-step pass: merged statistics of all rows under ``params`` (one compute).
 
     Parameters
@@ -49,6 +51,9 @@ def iteration_statistics(rows: RowChunks, params: tuple, covariance_type: str, s
         ``(weights, means, covariances, precisions_cholesky)``.
     covariance_type : str
     split_every : int, optional
+    nan_policy : {'raise', 'omit'}
+        'omit' leaves rows with non-finite values out (the E-step counts them
+        anyway, so this costs no extra pass).
 
     Returns
     -------
@@ -57,12 +62,13 @@ def iteration_statistics(rows: RowChunks, params: tuple, covariance_type: str, s
     Raises
     ------
     ValueError
-        If rows hold NaN or infinite values, or all sample weights are zero.
+        If rows hold NaN or infinite values (under 'raise'), or all sample
+        weights are zero.
     """
     weights, means, _, prec_chol = params
     estep = EStep(LogDensity(means, prec_chol, covariance_type, weights))
     stats = compute(reduce_chunks(rows, chunk_stats, estep, "daskgmm_estep", split_every))[0]
-    raise_for_bad_rows(stats)
+    check_bad_rows(stats, nan_policy)
     return stats
 
 
@@ -131,6 +137,11 @@ class GaussianMixture(BaseGaussianMixture):
         core, at most 64 MiB each).  Dask arrays keep their own row chunks.
     split_every : int, optional
         Fan-in of the tree that merges chunk statistics (default 8).
+    nan_policy : {'raise', 'omit'}, default='raise'
+        Rows with a NaN or infinite value (cloud masks, fill values): 'raise'
+        fails with their count and row chunks; 'omit' leaves them out of the fit
+        (found by the E-step, no extra pass), and predictions for them are -1
+        (labels) or NaN (probabilities, scores).
 
     Attributes
     ----------
@@ -178,6 +189,7 @@ class GaussianMixture(BaseGaussianMixture):
         init_sample_size=100_000,
         chunk_rows="auto",
         split_every=None,
+        nan_policy="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -196,6 +208,7 @@ class GaussianMixture(BaseGaussianMixture):
         self.init_sample_size = init_sample_size
         self.chunk_rows = chunk_rows
         self.split_every = split_every
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -274,6 +287,7 @@ class GaussianMixture(BaseGaussianMixture):
                     random_state=random_state,
                     init_sample_size=self.init_sample_size,
                     split_every=self.split_every,
+                    nan_policy=self.nan_policy,
                 )
                 run = _Run(params, -np.inf)
             else:
@@ -303,7 +317,9 @@ class GaussianMixture(BaseGaussianMixture):
         for n_iter in range(1, self.max_iter + 1):
             tick = time.perf_counter()
             previous = run.lower_bound
-            stats = iteration_statistics(rows, run.params, self.covariance_type, self.split_every)
+            stats = iteration_statistics(
+                rows, run.params, self.covariance_type, self.split_every, self.nan_policy
+            )
             run.params = m_step(stats, self.reg_covar)
             run.lower_bound = stats.mean_log_likelihood
             run.lower_bounds.append(run.lower_bound)
