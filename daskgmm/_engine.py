@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from dask.delayed import Delayed, delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from ._stats import merge_all
 from ._validation import (
@@ -102,13 +104,104 @@ def _views_as_dask(X: np.ndarray, chunk_rows: int) -> da.Array:
     return da.Array(layer, name, chunks=(row_chunks, (X.shape[1],)), dtype=X.dtype)
 
 
+def is_external(X) -> bool:
+    """Whether ``X`` is a store, a zarr/xarray object or an opened view (see ``daskgmm.io``)."""
+    if isinstance(X, (str, os.PathLike)):
+        return True
+    module = type(X).__module__
+    return module.startswith(("zarr", "xarray", "daskgmm.io"))
+
+
+def open_external(X):
+    """Open a store, zarr array or xarray object as a ``daskgmm.io.RowView``.
+
+    ``io`` is imported here, lazily, so that this module (and everything below it)
+    never imports zarr or xarray; ``io`` itself builds on this module.
+    """
+    from .io import open_rows
+
+    return open_rows(X)
+
+
+def flatten_samples(array: da.Array, feature_axis: int) -> da.Array:
+    """Rows of feature values from an N-D array, lazily, one row chunk per block.
+
+    Every axis but ``feature_axis`` is a sample axis.  Each block of the sample
+    axes becomes one row chunk (its samples in C order), so chunks stay aligned
+    with the storage chunks and nothing is rechunked but a chunked feature
+    axis, which is merged once.  Rows are therefore in block order, which equals
+    ``reshape(-1, D)`` order when only the first sample axis is chunked.
+
+    Parameters
+    ----------
+    array : dask.array.Array of any shape with ndim >= 1
+    feature_axis : int or None
+        None: one feature, every axis is a sample axis.
+
+    Returns
+    -------
+    dask.array.Array of shape (N, D)
+    """
+    if feature_axis is None:
+        array = array[..., None]
+    else:
+        array = da.moveaxis(array, feature_axis, -1)
+    if array.numblocks[-1] > 1:
+        array = array.rechunk({array.ndim - 1: -1})
+    if array.ndim == 2:
+        return array
+    n_features = array.shape[-1]
+    sample_chunks = array.chunks[:-1]
+    name = f"daskgmm_rows-{tokenize(array, 'flatten')}"
+    layer, row_chunks = {}, []
+    for i, index in enumerate(np.ndindex(*array.numblocks[:-1])):
+        n = math.prod(sample_chunks[axis][j] for axis, j in enumerate(index))
+        layer[(name, i, 0)] = (np.reshape, (array.name, *index, 0), (n, n_features))
+        row_chunks.append(n)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[array])
+    meta = np.empty((0, 0), dtype=array.dtype)
+    return da.Array(graph, name, chunks=(tuple(row_chunks), (n_features,)), meta=meta)
+
+
+def unflatten_samples(values: da.Array, sample_chunks: tuple) -> da.Array:
+    """Inverse of :func:`flatten_samples` for per-row results.
+
+    Parameters
+    ----------
+    values : dask.array.Array of shape (N,) or (N, K)
+        Row chunks as made by :func:`flatten_samples`.
+    sample_chunks : tuple of tuples
+        Chunks of the sample axes of the source.
+
+    Returns
+    -------
+    dask.array.Array of the sample shape (plus K)
+    """
+    if len(sample_chunks) == 1:
+        return values
+    extra = values.shape[1:]
+    name = f"daskgmm_samples-{tokenize(values, sample_chunks)}"
+    layer = {}
+    numblocks = tuple(len(c) for c in sample_chunks)
+    for i, index in enumerate(np.ndindex(*numblocks)):
+        shape = tuple(sample_chunks[axis][j] for axis, j in enumerate(index)) + extra
+        key = (values.name, i) + (0,) * len(extra)
+        layer[(name, *index) + (0,) * len(extra)] = (np.reshape, key, shape)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[values])
+    chunks = tuple(sample_chunks) + tuple((n,) for n in extra)
+    meta = np.empty((0,) * len(chunks), dtype=values.dtype)
+    return da.Array(graph, name, chunks=chunks, meta=meta)
+
+
 def as_dask_array(X, chunk_rows="auto") -> da.Array:
     """A 2-D float dask array with one chunk along the features.
 
     Parameters
     ----------
-    X : numpy array, dask array or array-like
-        Integer and boolean data become float64; float32 stays float32.
+    X : numpy array, dask array, array-like, or a source ``daskgmm.io`` opens
+        (a Zarr store path or URL, a ``zarr.Array``, an xarray object with the
+        features on its last dimension, a ``RowView``).  Integer and boolean
+        data become float64; float32 stays float32.
     chunk_rows : int or 'auto'
         Rows per chunk when ``X`` is not already a dask array.
 
@@ -116,6 +209,8 @@ def as_dask_array(X, chunk_rows="auto") -> da.Array:
     -------
     dask.array.Array
     """
+    if is_external(X):
+        X = open_external(X).data
     if not isinstance(X, da.Array):
         X = np.asarray(X)
         check_data_shape(X.shape, X.dtype)
@@ -134,7 +229,7 @@ def prepare_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) ->
 
     Parameters
     ----------
-    X : array-like of shape (N, D)
+    X : array-like of shape (N, D), or a source ``daskgmm.io`` opens
     sample_weight : array-like of shape (N,), optional
         Numpy weights are checked here; dask weights during the first pass.
     chunk_rows : int or 'auto'
@@ -145,6 +240,8 @@ def prepare_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) ->
     -------
     RowChunks
     """
+    if is_external(X):
+        X = open_external(X).data
     if not isinstance(X, da.Array):
         X = np.asarray(X)
     check_data_shape(X.shape, X.dtype, n_components)
