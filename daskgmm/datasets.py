@@ -1,7 +1,14 @@
-"""Synthetic Gaussian mixtures as lazy dask arrays, generated chunk by chunk."""
+"""Synthetic Gaussian mixtures: lazy dask arrays, or Zarr stores written chunk by chunk.
+
+Like :mod:`daskgmm.io`, this module reaches zarr and xarray only lazily, inside
+the functions that write stores.
+"""
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 from dataclasses import dataclass
 
 import dask.array as da
@@ -15,6 +22,23 @@ class MixtureTruth:
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray
+
+    def to_attrs(self) -> dict:
+        """JSON-ready attributes recording the truth in a store."""
+        return {
+            "true_weights": self.weights.tolist(),
+            "true_means": self.means.tolist(),
+            "true_covariances": self.covariances.tolist(),
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs) -> MixtureTruth:
+        """The truth recorded by :meth:`to_attrs`."""
+        return cls(
+            np.asarray(attrs["true_weights"]),
+            np.asarray(attrs["true_means"]),
+            np.asarray(attrs["true_covariances"]),
+        )
 
 
 def random_mixture(
@@ -42,12 +66,16 @@ def random_mixture(
 
 
 def _draw_chunk(truth: MixtureTruth, n_rows: int, seed: tuple, dtype) -> np.ndarray:
+    """``n_rows`` samples; one matrix product per component (no (n, D, D) temporary)."""
     rng = np.random.default_rng(seed)
     labels = rng.choice(len(truth.weights), size=n_rows, p=truth.weights)
     chol = np.linalg.cholesky(truth.covariances)
     z = rng.standard_normal(size=(n_rows, truth.means.shape[1]))
-    rows = truth.means[labels] + np.einsum("nij,nj->ni", chol[labels], z)
-    return rows.astype(dtype, copy=False)
+    rows = np.empty((n_rows, truth.means.shape[1]), dtype=dtype)
+    for k in range(len(truth.weights)):
+        picked = labels == k
+        rows[picked] = truth.means[k] + z[picked] @ chol[k].T
+    return rows
 
 
 def make_mixture(
@@ -59,11 +87,22 @@ def make_mixture(
     dtype="float64",
     separation: float = 6.0,
     seed: int = 0,
-) -> tuple[da.Array, MixtureTruth]:
-    """A lazy dask array of samples from a random Gaussian mixture.
+    store=None,
+    cube_shape: tuple | None = None,
+    overwrite: bool = False,
+    storage_options: dict | None = None,
+):
+    """Samples from a random Gaussian mixture: a lazy dask array, or a Zarr store.
 
     Each chunk is drawn independently from a generator seeded by ``(seed, chunk
-    index)``, so the array is reproducible and never held in memory at once.
+    index)``, so the data are reproducible and never held in memory at once.
+
+    With ``store``, the samples are written to Zarr (v3, default codecs) chunk by
+    chunk, with the true weights, means and covariances in the attributes
+    (:meth:`MixtureTruth.from_attrs` reads them back), and the store is returned
+    opened lazily.  With ``cube_shape`` too, the samples are laid out as an
+    xarray cube ``(time, y, x, band)`` with coordinates, ``cube_shape = (T, Y,
+    X)`` giving ``n_samples = T * Y * X``.
 
     Parameters
     ----------
@@ -74,12 +113,29 @@ def make_mixture(
     separation : float
         Spread of the component means (see :func:`random_mixture`).
     seed : int
+    store : str or path, optional
+        Zarr store (path or URL) to write to.
+    cube_shape : tuple of 3 ints, optional
+        With ``store``: write a ``(time, y, x, band)`` cube (variable ``data``);
+        ``chunk_rows`` is then rounded to whole ``(y, x)`` tiles, see
+        :func:`write_cube`.
+    overwrite : bool
+        Replace an existing store.
+    storage_options : dict, optional
 
     Returns
     -------
-    X : dask.array.Array of shape (n_samples, n_features)
+    X : dask.array.Array of shape (n_samples, n_features), or for a cube an
+        ``xarray.DataArray`` of shape (T, Y, X, n_features), read lazily from the
+        store when ``store`` is given
     truth : MixtureTruth
     """
+    if store is not None:
+        kwargs = dict(dtype=dtype, separation=separation, seed=seed, overwrite=overwrite)
+        kwargs["storage_options"] = storage_options
+        if cube_shape is not None:
+            return write_cube(store, cube_shape, n_features, n_components, **kwargs)
+        return write_table(store, n_samples, n_features, n_components, chunk_rows, **kwargs)
     truth = random_mixture(n_features, n_components, separation, seed)
     dtype = np.dtype(dtype)
     row_chunks = da.core.normalize_chunks((chunk_rows,), (n_samples,))[0]
@@ -98,3 +154,139 @@ def _delayed_chunk(truth, n_rows, seed, dtype):
     from dask import delayed
 
     return delayed(_draw_chunk, pure=True)(truth, n_rows, seed, dtype)
+
+
+def _store_kwargs(store, storage_options):
+    return {"storage_options": storage_options} if isinstance(store, str) else {}
+
+
+def write_table(
+    store,
+    n_samples: int,
+    n_features: int = 16,
+    n_components: int = 8,
+    chunk_rows: int = 250_000,
+    *,
+    dtype="float32",
+    separation: float = 6.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    storage_options: dict | None = None,
+) -> tuple[da.Array, MixtureTruth]:
+    """Write an (n_samples, n_features) mixture to a Zarr array, chunk by chunk.
+
+    Returns
+    -------
+    X : dask.array.Array read from the store
+    truth : MixtureTruth
+    """
+    import zarr
+
+    from ._engine import compute
+
+    X, truth = make_mixture(
+        n_samples,
+        n_features,
+        n_components,
+        chunk_rows=chunk_rows,
+        dtype=dtype,
+        separation=separation,
+        seed=seed,
+    )
+    store = os.fspath(store) if isinstance(store, os.PathLike) else store
+    target = zarr.create_array(
+        store,
+        shape=X.shape,
+        chunks=(chunk_rows, n_features),
+        dtype=X.dtype,
+        fill_value=np.nan,
+        dimension_names=["sample", "feature"],
+        overwrite=overwrite,
+        **_store_kwargs(store, storage_options),
+    )
+    target.attrs.update({**truth.to_attrs(), "complete": False})
+    compute(da.store(X, target, lock=False, compute=False))
+    target.attrs["complete"] = True
+    return da.from_zarr(target), truth
+
+
+def _draw_tile(block_info=None, *, truth, seed, dtype):
+    info = block_info[None]
+    shape = info["chunk-shape"]
+    index = info["chunk-location"]
+    rows = _draw_chunk(truth, math.prod(shape[:-1]), (seed, *index[:-1]), dtype)
+    return rows.reshape(shape)
+
+
+def write_cube(
+    store,
+    cube_shape: tuple,
+    n_features: int = 16,
+    n_components: int = 8,
+    chunks: tuple | None = None,
+    *,
+    dtype="float32",
+    separation: float = 6.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    storage_options: dict | None = None,
+):
+    """Write a mixture as an xarray cube ``data(time, y, x, band)``, chunk by chunk.
+
+    Every pixel is a sample and the bands are its features; coordinates are
+    ``time`` (daily dates), ``y`` and ``x`` (metres) and ``band`` (names).
+
+    Parameters
+    ----------
+    store : str or path
+    cube_shape : (T, Y, X)
+    n_features, n_components : int
+    chunks : (ct, cy, cx), optional
+        Default: one time step, whole rows of tiles of at most 256 x 256.
+
+    Returns
+    -------
+    data : xarray.DataArray, read lazily from the store
+    truth : MixtureTruth
+    """
+    import pandas as pd
+    import xarray as xr
+
+    from ._engine import compute
+
+    truth = random_mixture(n_features, n_components, separation, seed)
+    t, y, x = (int(n) for n in cube_shape)
+    chunks = tuple(chunks) if chunks is not None else (1, min(y, 256), min(x, 256))
+    dtype = np.dtype(dtype)
+    data = da.map_blocks(
+        functools.partial(_draw_tile, truth=truth, seed=seed, dtype=dtype),
+        chunks=da.core.normalize_chunks((*chunks, n_features), (t, y, x, n_features)),
+        dtype=dtype,
+        meta=np.empty((0, 0, 0, 0), dtype),
+        name=f"daskgmm_make_cube-{seed}-{t}x{y}x{x}x{n_features}",
+    )
+    ds = xr.Dataset(
+        {"data": (("time", "y", "x", "band"), data)},
+        coords={
+            "time": pd.date_range("2024-01-01", periods=t, freq="D"),
+            "y": 10.0 * np.arange(y),
+            "x": 10.0 * np.arange(x),
+            "band": np.arange(n_features),
+        },
+        attrs=truth.to_attrs(),
+    )
+    store = os.fspath(store) if isinstance(store, os.PathLike) else store
+    write = ds.to_zarr(
+        store,
+        mode="w" if overwrite else "w-",
+        compute=False,
+        zarr_format=3,
+        consolidated=False,
+        encoding={"data": {"chunks": (*chunks, n_features)}},
+        **_store_kwargs(store, storage_options),
+    )
+    compute(write)
+    opened = xr.open_zarr(
+        store, chunks={}, consolidated=False, **_store_kwargs(store, storage_options)
+    )
+    return opened["data"], truth
