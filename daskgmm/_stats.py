@@ -98,6 +98,38 @@ class SufficientStats:
             bad_chunks,
         )
 
+    def scaled(self, factor: float) -> SufficientStats:
+        """The statistics with every row weight multiplied by ``factor``; a new object.
+
+        ``n_k``, the second moments, the log-likelihood and the weight sum scale;
+        means do not.  Stepwise EM's blend ``(1 - g) * s + g * s_hat`` of the raw
+        moments is exactly ``s.scaled(1 - g).merge(s_hat.scaled(g))``.
+
+        Parameters
+        ----------
+        factor : float
+            Non-negative.
+
+        Returns
+        -------
+        SufficientStats
+        """
+        return SufficientStats(
+            self.covariance_type,
+            self.nk * factor,
+            self.means.copy(),
+            self.m2 * factor,
+            self.log_likelihood * factor,
+            self.weight_sum * factor,
+            self.n_rows,
+            self.n_bad,
+            dict(self.bad_chunks),
+        )
+
+    def normalised(self) -> SufficientStats:
+        """Per-sample statistics: scaled so that the weight sum is 1."""
+        return self.scaled(1.0 / self.weight_sum)
+
     @property
     def mean_log_likelihood(self) -> float:
         """Weighted mean per-sample log-likelihood (scikit-learn's lower bound)."""
