@@ -26,6 +26,9 @@ from ._stats import (
 )
 from ._validation import (
     bad_rows_error,
+    check_initial_means,
+    check_initial_precisions,
+    check_initial_weights,
     check_rows_left,
     check_sample_weight_values,
     chunk_counts,
@@ -45,6 +48,23 @@ class InitialGuess:
     @property
     def complete(self) -> bool:
         return self.weights is not None and self.means is not None and self.precisions is not None
+
+    @classmethod
+    def from_estimator(cls, estimator, n_features: int) -> InitialGuess:
+        """Validate an estimator's ``weights_init``, ``means_init`` and ``precisions_init``."""
+        k = estimator.n_components
+        weights, means, precisions = (
+            estimator.weights_init,
+            estimator.means_init,
+            estimator.precisions_init,
+        )
+        return cls(
+            None if weights is None else check_initial_weights(weights, k),
+            None if means is None else check_initial_means(means, k, n_features),
+            None
+            if precisions is None
+            else check_initial_precisions(precisions, estimator.covariance_type, k, n_features),
+        )
 
 
 def check_bad_rows(stats, nan_policy: str = "raise") -> None:

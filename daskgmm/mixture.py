@@ -19,11 +19,9 @@ from ._kernels import LogDensity
 from ._stats import EStep, chunk_stats, m_step
 from ._validation import (
     check_feature_count,
-    check_initial_means,
-    check_initial_precisions,
-    check_initial_weights,
     validate_parameters,
 )
+from .model_store import StoredModel, register_model
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +89,8 @@ def _verbose_logging(verbose: int):
         logger.setLevel(old_level)
 
 
-class GaussianMixture(BaseGaussianMixture):
+@register_model
+class GaussianMixture(StoredModel, BaseGaussianMixture):
     """Gaussian mixture fitted by EM over chunked (dask) or in-memory data.
 
     Parameters, attributes and methods mean what they mean in
@@ -242,24 +241,10 @@ class GaussianMixture(BaseGaussianMixture):
         self.fit(X, sample_weight=sample_weight)
         return self.predict(X)
 
-    def _initial_guess(self, n_features: int) -> InitialGuess:
-        k = self.n_components
-        return InitialGuess(
-            None if self.weights_init is None else check_initial_weights(self.weights_init, k),
-            None
-            if self.means_init is None
-            else check_initial_means(self.means_init, k, n_features),
-            None
-            if self.precisions_init is None
-            else check_initial_precisions(
-                self.precisions_init, self.covariance_type, k, n_features
-            ),
-        )
-
     def _fit(self, X, sample_weight) -> None:
         validate_parameters(self.get_params())
         rows = prepare_rows(X, sample_weight, self.chunk_rows, self.n_components)
-        guess = self._initial_guess(rows.n_features)
+        guess = InitialGuess.from_estimator(self, rows.n_features)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
             check_feature_count(rows.n_features, self.n_features_in_)

@@ -1,0 +1,303 @@
+"""Save and load fitted models: JSON metadata plus a ``.npz`` of arrays, never pickle.
+
+A saved model is a directory::
+
+    model.json     schema version, class name, constructor parameters (the JSON-able
+                   ones), scalar fitted attributes, estimator-specific state
+                   (e.g. the online step counters), daskgmm version, creation time,
+                   and a manifest (shape, dtype, SHA-256) of the arrays
+    arrays.npz     fitted arrays (and array-valued parameters, and e.g. the online
+                   sufficient statistics), written with ``numpy.savez`` and read
+                   with ``allow_pickle=False``
+
+It is written into a temporary directory next to the target and moved into place
+with ``os.replace``.  Loading checks the schema version, the class, the checksum,
+every array's shape and dtype and the consistency of the mixture parameters, and
+refuses anything else with :class:`ModelFileError`.
+
+This module knows no estimator class: estimators register themselves with
+:func:`register_model` and may define ``_extra_state() -> (dict, dict of arrays)``
+and ``_restore_extra_state(dict, dict of arrays)`` for state that is not a public
+fitted attribute.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from ._kernels import COVARIANCE_TYPES
+from ._validation import _PRECISION_SHAPE, check_is_fitted
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.json"
+ARRAYS_FILE = "arrays.npz"
+#: Array dtypes a model file may hold.
+_DTYPES = ("float64", "int64", "bool")
+_MODELS: dict[str, type] = {}
+
+
+class ModelFileError(ValueError):
+    """A model directory is missing, tampered with, or from an incompatible version."""
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: let :func:`load` rebuild instances of ``cls`` by its name."""
+    _MODELS[cls.__name__] = cls
+    return cls
+
+
+class StoredModel:
+    """Mixin giving an estimator ``save(path)``."""
+
+    def save(self, path) -> Path:
+        """Save the fitted model to the directory ``path`` (see :func:`save`)."""
+        return save(self, path)
+
+
+def _jsonable(value) -> bool:
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _split(items: dict, prefix: str, arrays: dict) -> tuple[dict, list]:
+    """JSON-able values into a dict; numpy arrays into ``arrays``; names of the rest."""
+    plain, other = {}, []
+    for name, value in items.items():
+        if isinstance(value, np.ndarray):
+            arrays[f"{prefix}__{name}"] = value
+        elif isinstance(value, np.generic):
+            plain[name] = value.item()
+        elif _jsonable(value):
+            plain[name] = value
+        else:
+            other.append(name)
+    return plain, other
+
+
+def _daskgmm_version() -> str:
+    import daskgmm
+
+    return daskgmm.__version__
+
+
+def save(model, path, *, overwrite: bool = True) -> Path:
+    """Save a fitted model to the directory ``path``, atomically.
+
+    Parameters
+    ----------
+    model : fitted estimator of a registered class
+    path : str or os.PathLike
+        The directory to create.  An existing model directory there is replaced
+        when ``overwrite`` (anything else is refused).
+    overwrite : bool, default=True
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    cls_name = type(model).__name__
+    if _MODELS.get(cls_name) is not type(model):
+        raise TypeError(f"{cls_name} is not a registered model class; cannot save it.")
+    check_is_fitted(model)
+    path = Path(path)
+    if path.exists() and not (overwrite and (path / MODEL_FILE).is_file()):
+        raise FileExistsError(
+            f"{path} exists and is not a model directory to overwrite; choose another path"
+            + ("" if overwrite else " or pass overwrite=True")
+            + "."
+        )
+    arrays: dict[str, np.ndarray] = {}
+    params, dropped = _split(model.get_params(deep=False), "param", arrays)
+    fitted_items = {
+        k: v for k, v in vars(model).items() if k.endswith("_") and not k.startswith("_")
+    }
+    fitted, unsaved = _split(fitted_items, "fitted", arrays)
+    if unsaved:
+        raise TypeError(f"fitted attributes {unsaved} of {cls_name} cannot be saved")
+    state, state_arrays = model._extra_state() if hasattr(model, "_extra_state") else ({}, {})
+    arrays.update({f"state__{k}": np.asarray(v) for k, v in state_arrays.items()})
+    for key, arr in arrays.items():
+        if arr.dtype.name not in _DTYPES:
+            raise TypeError(f"array {key!r} has dtype {arr.dtype}; a model file holds {_DTYPES}")
+
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir(parents=True)
+    try:
+        np.savez(tmp / ARRAYS_FILE, **arrays)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "class": cls_name,
+            "daskgmm_version": _daskgmm_version(),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(),
+            "params": params,
+            "params_not_saved": dropped,
+            "fitted": fitted,
+            "state": state,
+            "arrays": {
+                k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in arrays.items()
+            },
+            "arrays_sha256": hashlib.sha256((tmp / ARRAYS_FILE).read_bytes()).hexdigest(),
+        }
+        (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=1, allow_nan=True))
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads((path / MODEL_FILE).read_text())
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"{path} holds no {MODEL_FILE}; is it a saved daskgmm model?"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path / MODEL_FILE} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path / MODEL_FILE} does not hold a JSON object")
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ModelFileError(
+            f"{path} has model schema version {version!r}; this daskgmm "
+            f"({_daskgmm_version()}) reads version {SCHEMA_VERSION}. Refit or save it "
+            "again with a matching daskgmm."
+        )
+    for key, kind in (("params", dict), ("fitted", dict), ("state", dict), ("arrays", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise ModelFileError(f"{path / MODEL_FILE}: {key!r} is missing or malformed")
+    return meta
+
+
+def _read_arrays(path: Path, meta: dict) -> dict:
+    data = (path / ARRAYS_FILE).read_bytes() if (path / ARRAYS_FILE).is_file() else None
+    if data is None:
+        raise ModelFileError(f"{path} holds no {ARRAYS_FILE}")
+    if hashlib.sha256(data).hexdigest() != meta.get("arrays_sha256"):
+        raise ModelFileError(
+            f"{path / ARRAYS_FILE} does not match the checksum in {MODEL_FILE}: the model "
+            "files were modified or mixed up; save the model again."
+        )
+    try:
+        with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise ModelFileError(f"{path / ARRAYS_FILE} cannot be read safely: {exc}") from None
+    manifest = meta["arrays"]
+    if set(arrays) != set(manifest):
+        raise ModelFileError(
+            f"{path}: arrays {sorted(arrays)} do not match the manifest {sorted(manifest)}"
+        )
+    for key, arr in arrays.items():
+        want = manifest[key]
+        if (
+            not isinstance(want, dict)
+            or list(arr.shape) != want.get("shape")
+            or arr.dtype.name != want.get("dtype")
+            or arr.dtype.name not in _DTYPES
+        ):
+            raise ModelFileError(
+                f"{path}: array {key!r} is {arr.dtype}{list(arr.shape)}, manifest says {want}"
+            )
+    return arrays
+
+
+def _check_mixture(model, path: Path) -> None:
+    """The fitted parameters are finite float64 arrays of consistent shapes."""
+    cov_type = model.covariance_type
+    if cov_type not in COVARIANCE_TYPES:
+        raise ModelFileError(f"{path}: unknown covariance_type {cov_type!r}")
+    means = getattr(model, "means_", None)
+    if not isinstance(means, np.ndarray) or means.ndim != 2:
+        raise ModelFileError(f"{path}: no fitted means_ of shape (n_components, n_features)")
+    k, d = means.shape
+    if k != model.n_components:
+        raise ModelFileError(f"{path}: means_ has {k} rows but n_components={model.n_components}")
+    cov_shape = _PRECISION_SHAPE[cov_type](k, d)
+    covariance_names = ("covariances_", "precisions_", "precisions_cholesky_")
+    expected = {"weights_": (k,), "means_": (k, d), **dict.fromkeys(covariance_names, cov_shape)}
+    for name, shape in expected.items():
+        arr = getattr(model, name, None)
+        if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != np.float64:
+            got = repr(arr) if not isinstance(arr, np.ndarray) else f"{arr.dtype}{arr.shape}"
+            raise ModelFileError(f"{path}: {name} should be float64{shape}, got {got}")
+        if not np.isfinite(arr).all():
+            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
+    if model.n_features_in_ != d:
+        raise ModelFileError(f"{path}: n_features_in_ does not match means_")
+    if not math.isclose(float(model.weights_.sum()), 1.0, abs_tol=1e-8):
+        raise ModelFileError(f"{path}: weights_ do not sum to 1")
+
+
+def load(path):
+    """Load a model saved by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model directory.
+
+    Returns
+    -------
+    estimator
+        Of the class that was saved, fitted; array-valued constructor parameters
+        restored, parameters that could not be saved (e.g. a RandomState) left at
+        their defaults.
+
+    Raises
+    ------
+    ModelFileError
+        If the directory is not a model of a known class and schema version, or its
+        files were modified.
+    """
+    path = Path(path)
+    meta = _read_meta(path)
+    cls = _MODELS.get(meta.get("class"))
+    if cls is None:
+        raise ModelFileError(
+            f"{path} holds a model of class {meta.get('class')!r}; this daskgmm knows "
+            f"{sorted(_MODELS)}."
+        )
+    arrays = _read_arrays(path, meta)
+    groups: dict[str, dict] = {"param": {}, "fitted": {}, "state": {}}
+    for key, arr in arrays.items():
+        prefix, _, name = key.partition("__")
+        if prefix not in groups or not name:
+            raise ModelFileError(f"{path}: unexpected array {key!r}")
+        groups[prefix][name] = arr
+    params = {**meta["params"], **groups["param"]}
+    try:
+        model = cls(**params)
+    except TypeError as exc:
+        raise ModelFileError(f"{path}: parameters do not fit {cls.__name__}: {exc}") from None
+    fitted = {**meta["fitted"], **groups["fitted"]}
+    bad = [name for name in fitted if not name.endswith("_") or name.startswith("_")]
+    if bad:
+        raise ModelFileError(f"{path}: {bad} are not fitted attribute names")
+    for name, value in fitted.items():
+        setattr(model, name, value)
+    _check_mixture(model, path)
+    if hasattr(model, "_restore_extra_state"):
+        model._restore_extra_state(meta["state"], groups["state"])
+    elif meta["state"] or groups["state"]:
+        raise ModelFileError(f"{path}: {cls.__name__} has no extra state to restore")
+    return model
