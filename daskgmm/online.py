@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
+import dask.array as da
 import numpy as np
 from sklearn.utils import check_random_state
 
@@ -175,7 +177,8 @@ class OnlineGaussianMixture(StoredModel, BaseGaussianMixture):
         pass).
     init_params, weights_init, means_init, precisions_init, random_state, \
 init_sample_size, chunk_rows, split_every
-        As for :class:`daskgmm.GaussianMixture`.  ``fit`` initialises from the
+        As for :class:`daskgmm.GaussianMixture`, except that ``chunk_rows='auto'``
+        cuts numpy input into chunks of ``batch_size / n_cores`` rows.  ``fit`` initialises from the
         data; the first ``partial_fit`` from its block.  ``random_state`` also
         shuffles the chunk order of every pass.
 
@@ -245,6 +248,23 @@ init_sample_size, chunk_rows, split_every
         for name, check in ONLINE_CONSTRAINTS.items():
             check(name, params[name])
 
+    def _rows(self, X, sample_weight, n_components=None) -> RowChunks:
+        """Row chunks of ``X``; numpy input is cut so that one mini-batch spans one
+        chunk per core (``chunk_rows='auto'``)."""
+        chunk_rows = self.chunk_rows
+        if chunk_rows == "auto" and not isinstance(X, da.Array):
+            chunk_rows = max(1, math.ceil(self.batch_size / (os.cpu_count() or 1)))
+        rows = prepare_rows(X, sample_weight, chunk_rows, n_components)
+        largest = max(rows.array.chunks[0])
+        if largest > 2 * self.batch_size:
+            logger.warning(
+                "row chunks of up to %d rows are larger than batch_size=%d: each chunk is "
+                "one mini-batch; rechunk the rows for more updates per pass",
+                largest,
+                self.batch_size,
+            )
+        return rows
+
     def _initialise(self, rows: RowChunks, random_state) -> None:
         """Initial parameters from ``rows`` (or the given ones); empty online state."""
         params = initial_parameters(
@@ -273,22 +293,27 @@ init_sample_size, chunk_rows, split_every
         )
         s_hat = stats.normalised()
         t = self.n_batches_seen_ + 1
-        warming_up = self.warm_up_batches_ is None
-        gamma = 1.0 / t if warming_up else step_size(t, self.t0, self.kappa)
+        warm_up_batches = self.warm_up_batches_
+        gamma = 1.0 / t if warm_up_batches is None else step_size(t, self.t0, self.kappa)
         if self._online_stats is None or gamma >= 1.0:
-            self._online_stats = s_hat
+            blended = s_hat
         else:
-            self._online_stats = self._online_stats.scaled(1.0 - gamma).merge(s_hat.scaled(gamma))
-        self.n_batches_seen_ = t
-        self.n_samples_seen_ += stats.n_rows
-        if warming_up and self.n_samples_seen_ >= warm_up_rows(
+            blended = self._online_stats.scaled(1.0 - gamma).merge(s_hat.scaled(gamma))
+        n_samples = self.n_samples_seen_ + stats.n_rows
+        if warm_up_batches is None and n_samples >= warm_up_rows(
             self.warm_up, self.n_components, self.n_features_in_, self.covariance_type
         ):
-            self.warm_up_batches_ = t
-        if self.warm_up_batches_ is not None:
-            self._set_parameters(*m_step(self._online_stats, self.reg_covar))
+            warm_up_batches = t
+        # the M-step may raise (singular covariance): change nothing before it
+        params = None if warm_up_batches is None else m_step(blended, self.reg_covar)
+        if params is not None:
+            self._set_parameters(*params)
+        self._online_stats = blended
+        self.n_batches_seen_ = t
+        self.n_samples_seen_ = n_samples
+        self.warm_up_batches_ = warm_up_batches
         self.log_likelihood_history_.append(stats.mean_log_likelihood)
-        self.lower_bound_ = self._online_stats.log_likelihood
+        self.lower_bound_ = blended.log_likelihood
         logger.debug(
             "batch %d: %d rows, step %.4f, batch mean log-likelihood %.5f",
             t,
@@ -311,7 +336,7 @@ init_sample_size, chunk_rows, split_every
         self : OnlineGaussianMixture
         """
         self._validate()
-        rows = prepare_rows(X, sample_weight, self.chunk_rows, self.n_components)
+        rows = self._rows(X, sample_weight, self.n_components)
         random_state = check_random_state(self.random_state)
         with single_threaded_blas():
             self._initialise(rows, random_state)
@@ -352,7 +377,7 @@ init_sample_size, chunk_rows, split_every
         """
         self._validate()
         first = not hasattr(self, "n_batches_seen_")
-        rows = prepare_rows(X, sample_weight, self.chunk_rows, self.n_components if first else None)
+        rows = self._rows(X, sample_weight, self.n_components if first else None)
         if not first:
             check_feature_count(rows.n_features, self.n_features_in_)
         with single_threaded_blas():

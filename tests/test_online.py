@@ -376,3 +376,13 @@ def test_save_refuses_unfitted_models_and_foreign_directories(tmp_path):
     (tmp_path / "data").mkdir()
     with pytest.raises(FileExistsError, match="not a model directory"):
         model.save(tmp_path / "data")
+
+
+def test_numpy_input_is_cut_to_the_batch_size_and_large_chunks_are_reported(rng, caplog):
+    X, _ = _blobs(rng, n=4000)
+    model = OnlineGaussianMixture(3, batch_size=1000, max_passes=1, random_state=0).fit(X)
+    assert model.n_batches_seen_ == 4
+    with caplog.at_level("WARNING", logger="daskgmm.online"):
+        model.fit(da.from_array(X, chunks=(4000, 3)))
+    assert model.n_batches_seen_ == 1
+    assert "larger than batch_size=1000" in caplog.text
