@@ -13,6 +13,7 @@ result does not depend on which worker finished first.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import os
 import uuid
@@ -333,10 +334,50 @@ def single_threaded_blas():
         yield
 
 
+class SchedulerConnectionError(ConnectionError):
+    """The dask scheduler went away during a computation; names its address."""
+
+
+def _scheduler_address() -> str:
+    """Address of the distributed scheduler dask would use now ('' if local)."""
+    get = dask.base.get_scheduler()
+    client = getattr(get, "__self__", None)
+    return str(getattr(getattr(client, "scheduler", None), "address", "") or "")
+
+
 def compute(*graphs):
-    """Compute graphs in one call with single-threaded BLAS; returns a tuple."""
+    """Compute graphs in one call with single-threaded BLAS; returns a tuple.
+
+    Raises
+    ------
+    SchedulerConnectionError
+        If the distributed scheduler is lost meanwhile (distributed cancels every
+        pending result at once rather than hang).
+    """
     with single_threaded_blas():
-        return dask.compute(*graphs)
+        try:
+            return dask.compute(*graphs)
+        except concurrent.futures.CancelledError as exc:
+            address = _scheduler_address() or "the scheduler in use"
+            raise SchedulerConnectionError(
+                f"Lost the connection to the dask scheduler at {address} during the "
+                f"computation ({exc}). Check that the scheduler is running and reachable, "
+                "then fit again (with checkpoint= a fit resumes where it stopped)."
+            ) from exc
+
+
+@contextmanager
+def using_scheduler(scheduler):
+    """Compute with ``scheduler`` inside the block (None: dask's current default).
+
+    ``scheduler`` is anything ``dask.compute(scheduler=...)`` accepts: 'threads',
+    'sync', 'processes', or a ``distributed.Client``.
+    """
+    if scheduler is None:
+        yield
+        return
+    with dask.config.set(scheduler=scheduler):
+        yield
 
 
 def map_rows(

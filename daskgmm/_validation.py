@@ -93,6 +93,8 @@ PARAMETER_CONSTRAINTS: dict[str, Callable] = {
     "init_sample_size": _integer(1),
     "chunk_rows": _chunk_rows,
     "split_every": _integer(2, allow_none=True),
+    "progress": _one_of((True, False)),
+    "scheduler": _anything,  # whatever dask.compute(scheduler=...) accepts
     "nan_policy": _one_of(NAN_POLICIES),
 }
 

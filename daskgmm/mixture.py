@@ -12,10 +12,19 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from . import _checkpoint
 from ._base import BaseGaussianMixture
-from ._engine import RowChunks, compute, prepare_rows, reduce_chunks, single_threaded_blas
+from ._engine import (
+    RowChunks,
+    compute,
+    prepare_rows,
+    reduce_chunks,
+    single_threaded_blas,
+    using_scheduler,
+)
 from ._init import InitialGuess, check_bad_rows, initial_parameters
 from ._kernels import LogDensity
+from ._progress import ChunkProgress, FitProgress
 from ._stats import EStep, chunk_stats, m_step
 from ._validation import (
     check_feature_count,
@@ -87,6 +96,118 @@ def _verbose_logging(verbose: int):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+@contextmanager
+def _performance_report(path):
+    """distributed's performance report of the block, when a path is given."""
+    if path is None:
+        yield
+        return
+    # cluster.py is the one module that imports distributed; import it only here.
+    from .cluster import performance_report
+
+    with performance_report(str(path)):
+        yield
+
+
+_RUN_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
+#: Parameters that do not change the result, left out of a checkpoint's fingerprint.
+_UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
+
+
+class _CheckpointSaver:
+    """Writes and restores the state of a fit at iteration boundaries.
+
+    The state is: which initialisation runs, its parameters, iteration count,
+    lower bounds and convergence, the best run so far, and the random state
+    (drawn from only between initialisations), so a resumed fit replays exactly.
+    """
+
+    def __init__(self, estimator, rows: RowChunks, path, random_state):
+        self.path = path
+        self.random_state = random_state
+        if path is None:
+            return
+        params = {
+            name: ("RandomState" if isinstance(v, np.random.RandomState) else v)
+            for name, v in estimator.get_params().items()
+            if name not in _UNFINGERPRINTED
+        }
+        data = {
+            "shape": rows.array.shape,
+            "dtype": str(rows.array.dtype),
+            "row_chunks": rows.array.chunks[0],
+            "weighted": rows.weights is not None,
+        }
+        self.fingerprint = _checkpoint.fingerprint(params, data)
+
+    @staticmethod
+    def _pack(prefix: str, run: _Run | None, meta: dict, arrays: dict) -> None:
+        if run is None:
+            meta[prefix] = None
+            return
+        meta[prefix] = {
+            "lower_bound": run.lower_bound,
+            "n_iter": run.n_iter,
+            "converged": run.converged,
+            "lower_bounds": run.lower_bounds,
+        }
+        for name, value in zip(_RUN_ARRAYS, run.params, strict=True):
+            arrays[f"{prefix}_{name}"] = np.asarray(value, dtype=np.float64)
+
+    @staticmethod
+    def _unpack(prefix: str, meta: dict, arrays: dict) -> _Run | None:
+        state = meta[prefix]
+        if state is None:
+            return None
+        params = tuple(arrays[f"{prefix}_{name}"] for name in _RUN_ARRAYS)
+        return _Run(
+            params,
+            float(state["lower_bound"]),
+            int(state["n_iter"]),
+            bool(state["converged"]),
+            [float(v) for v in state["lower_bounds"]],
+        )
+
+    def save(self, init: int, run: _Run | None, best: _Run | None) -> None:
+        """Record that initialisation ``init`` reached ``run`` (None: all done)."""
+        if self.path is None:
+            return
+        kind, keys, pos, has_gauss, cached = self.random_state.get_state()
+        meta = {
+            "fingerprint": self.fingerprint,
+            "init": init,
+            "random_state": [kind, int(pos), int(has_gauss), float(cached)],
+        }
+        arrays = {"random_state_keys": keys}
+        self._pack("run", run, meta, arrays)
+        self._pack("best", best, meta, arrays)
+        _checkpoint.save(self.path, meta, arrays)
+
+    def restore(self):
+        """(best run, first initialisation to run, the run to continue or None)."""
+        if self.path is None:
+            return None, 0, None
+        loaded = _checkpoint.load(self.path, self.fingerprint)
+        if loaded is None:
+            return None, 0, None
+        meta, arrays = loaded
+        kind, pos, has_gauss, cached = meta["random_state"]
+        self.random_state.set_state((kind, arrays["random_state_keys"], pos, has_gauss, cached))
+        run = self._unpack("run", meta, arrays)
+        logger.info(
+            "resuming from checkpoint %s: initialisation %d, iteration %d",
+            self.path,
+            meta["init"] + 1,
+            0 if run is None else run.n_iter,
+        )
+        return self._unpack("best", meta, arrays), int(meta["init"]), run
 
 
 @register_model
@@ -189,6 +310,8 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         chunk_rows="auto",
         split_every=None,
         nan_policy="raise",
+        progress=False,
+        scheduler=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -208,9 +331,11 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         self.chunk_rows = chunk_rows
         self.split_every = split_every
         self.nan_policy = nan_policy
+        self.progress = progress
+        self.scheduler = scheduler
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, *, checkpoint=None, performance_report=None):
         """Estimate the parameters by EM, one pass over ``X`` per iteration.
 
         Parameters
@@ -221,13 +346,27 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         y : ignored
         sample_weight : array-like or dask array of shape (n_samples,), optional
             Non-negative weight of each row's responsibilities.
+        checkpoint : path, optional
+            A directory where the fit's state is written, atomically, after every
+            iteration.  Fitting again with the same checkpoint (same parameters,
+            same data) resumes from the last completed iteration and reaches the
+            result an uninterrupted fit reaches; after a completed fit it returns
+            that result without computing.
+        performance_report : path, optional
+            Write distributed's HTML performance report of the fit there (needs
+            an active ``distributed.Client``).
 
         Returns
         -------
         self : GaussianMixture
         """
-        with _verbose_logging(self.verbose), single_threaded_blas():
-            self._fit(X, sample_weight)
+        with (
+            _verbose_logging(self.verbose),
+            single_threaded_blas(),
+            using_scheduler(self.scheduler),
+            _performance_report(performance_report),
+        ):
+            self._fit(X, sample_weight, checkpoint)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -241,7 +380,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         self.fit(X, sample_weight=sample_weight)
         return self.predict(X)
 
-    def _fit(self, X, sample_weight) -> None:
+    def _fit(self, X, sample_weight, checkpoint=None) -> None:
         validate_parameters(self.get_params())
         rows = prepare_rows(X, sample_weight, self.chunk_rows, self.n_components)
         guess = InitialGuess.from_estimator(self, rows.n_features)
@@ -258,31 +397,45 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             rows.n_features,
             rows.n_chunks,
         )
-        best = None
-        for init in range(n_init):
-            logger.info("Initialization %d", init + 1)
-            if do_init:
-                params = initial_parameters(
-                    rows,
-                    n_components=self.n_components,
-                    covariance_type=self.covariance_type,
-                    init_params=self.init_params,
-                    reg_covar=self.reg_covar,
-                    guess=guess,
-                    random_state=random_state,
-                    init_sample_size=self.init_sample_size,
-                    split_every=self.split_every,
-                    nan_policy=self.nan_policy,
+        saver = _CheckpointSaver(self, rows, checkpoint, random_state)
+        best, first_init, resumed = saver.restore()
+        bar = FitProgress(n_init * self.max_iter, label="EM") if self.progress else None
+        with ChunkProgress(bar) if bar else _nothing():
+            for init in range(first_init, n_init):
+                logger.info("Initialization %d", init + 1)
+                if resumed is not None:
+                    run, resumed = resumed, None
+                elif do_init:
+                    params = initial_parameters(
+                        rows,
+                        n_components=self.n_components,
+                        covariance_type=self.covariance_type,
+                        init_params=self.init_params,
+                        reg_covar=self.reg_covar,
+                        guess=guess,
+                        random_state=random_state,
+                        init_sample_size=self.init_sample_size,
+                        split_every=self.split_every,
+                        nan_policy=self.nan_policy,
+                    )
+                    run = _Run(params, -np.inf)
+                else:
+                    run = _Run(self._get_parameters(), self.lower_bound_)
+                if self.max_iter == 0:
+                    best = _Run(run.params, -np.inf)
+                    continue
+                self._run_em(
+                    rows, run, lambda run, init=init, best=best: saver.save(init, run, best), bar
                 )
-                run = _Run(params, -np.inf)
-            else:
-                run = _Run(self._get_parameters(), self.lower_bound_)
-            if self.max_iter == 0:
-                best = _Run(run.params, -np.inf)
-                continue
-            self._run_em(rows, run)
-            if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
-                best = run
+                if (
+                    best is None
+                    or run.lower_bound > best.lower_bound
+                    or best.lower_bound == -np.inf
+                ):
+                    best = run
+            saver.save(n_init, None, best)
+        if bar:
+            bar.close("converged" if best.converged else "not converged")
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
@@ -296,10 +449,15 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         self.lower_bound_ = best.lower_bound
         self.lower_bounds_ = best.lower_bounds
 
-    def _run_em(self, rows: RowChunks, run: _Run) -> None:
-        """EM iterations from ``run.params`` until convergence or ``max_iter``."""
+    def _run_em(self, rows: RowChunks, run: _Run, after_iteration=None, bar=None) -> None:
+        """EM iterations from ``run.params`` until convergence or ``max_iter``.
+
+        A resumed run continues after its last completed iteration.
+        """
         start = time.perf_counter()
-        for n_iter in range(1, self.max_iter + 1):
+        for n_iter in range(run.n_iter + 1, self.max_iter + 1):
+            if run.converged:
+                break
             tick = time.perf_counter()
             previous = run.lower_bound
             stats = iteration_statistics(
@@ -310,6 +468,11 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             run.lower_bounds.append(run.lower_bound)
             run.n_iter = n_iter
             change = run.lower_bound - previous
+            run.converged = abs(change) < self.tol
+            if after_iteration is not None:
+                after_iteration(run)
+            if bar is not None:
+                bar.step(run.lower_bound, change)
             if n_iter % self.verbose_interval == 0:
                 logger.debug(
                     "  Iteration %d\t time lapse %.5fs\t ll change %.5f",
@@ -317,9 +480,6 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
                     time.perf_counter() - tick,
                     change,
                 )
-            if abs(change) < self.tol:
-                run.converged = True
-                break
         logger.info(
             "Initialization %s. time lapse %.5fs\t lower bound %.5f",
             "converged" if run.converged else "did not converge",

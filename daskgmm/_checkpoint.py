@@ -1,0 +1,131 @@
+"""Checkpoints of a running fit: written atomically after every iteration, resumed exactly.
+
+A checkpoint is a directory::
+
+    PATH/state.json     schema version, what was fitted (parameters, data), where the fit is
+    PATH/arrays.npz     the arrays (current and best parameters, random state); no pickle
+
+It is written to a temporary sibling directory and moved into place with
+``os.replace``, so a reader sees either the previous complete checkpoint or the new
+one, never a half-written one, whenever the writer is killed.  Resuming checks that
+the estimator's parameters and the data (shape, dtype, row chunks) are the ones the
+checkpoint was made with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint belongs to another fit (other parameters or other data)."""
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def fingerprint(params: dict, data: dict) -> dict:
+    """What a checkpoint must match to be resumed: estimator parameters and data layout."""
+    return {"params": _jsonable(params), "data": _jsonable(data)}
+
+
+def save(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write a checkpoint atomically (temporary directory, then one ``os.replace``).
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint directory.
+    meta : dict
+        JSON-able state: fingerprint, init index, iteration, lower bounds...
+    arrays : dict of str -> ndarray
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        np.savez(tmp / "arrays.npz", **arrays)
+        (tmp / "state.json").write_text(
+            json.dumps({"schema_version": SCHEMA_VERSION, **_jsonable(meta)})
+        )
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load(path: str | os.PathLike, expected_fingerprint: dict):
+    """Read a checkpoint if there is one and it belongs to this fit.
+
+    Returns
+    -------
+    (meta, arrays) or None
+        None when no checkpoint exists yet.
+
+    Raises
+    ------
+    CheckpointMismatchError
+        If it was made by another fit or another schema version.
+    """
+    path = Path(path)
+    if not path.exists():
+        old = path.with_name(f".{path.name}.old")
+        if not old.exists():
+            return None
+        path = old  # killed between the two renames: the previous checkpoint is whole
+    try:
+        meta = json.loads((path / "state.json").read_text())
+        with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointMismatchError(
+            f"Checkpoint {str(path)!r} is unreadable ({exc}); delete it to start afresh."
+        ) from exc
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise CheckpointMismatchError(
+            f"Checkpoint {str(path)!r} has schema version {meta.get('schema_version')}, "
+            f"this daskgmm writes {SCHEMA_VERSION}; delete it to start afresh."
+        )
+    expected = _jsonable(expected_fingerprint)
+    for part in ("params", "data"):
+        if meta.get("fingerprint", {}).get(part) != expected[part]:
+            what = "estimator parameters" if part == "params" else "data (shape, dtype, chunks)"
+            raise CheckpointMismatchError(
+                f"Checkpoint {str(path)!r} was made with other {what}; use another "
+                "checkpoint path or delete it to start afresh."
+            )
+    return meta, arrays
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete a checkpoint (after a fit completed)."""
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(path.with_name(f".{path.name}.old"), ignore_errors=True)

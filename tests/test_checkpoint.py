@@ -1,0 +1,199 @@
+"""checkpoint=: atomic per-iteration state, resumed after the driver is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from dask.callbacks import Callback
+
+from daskgmm import GaussianMixture
+from daskgmm._checkpoint import CheckpointMismatchError
+from daskgmm.datasets import make_mixture
+
+ROOT = Path(__file__).resolve().parents[1]
+N_ROWS, N_FEATURES, K, CHUNK = 40_000, 5, 4, 4_000
+MAX_ITER = 40
+
+FIT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time, warnings
+    import dask.array as da
+    import numpy as np
+    from dask.callbacks import Callback
+    from daskgmm import GaussianMixture
+
+    store, checkpoint, params_file, delay = sys.argv[1:5]
+    params = json.load(open(params_file))
+
+    class Slow(Callback):  # stretch each iteration so the test can kill us mid-fit
+        def _start(self, dsk):
+            time.sleep(float(delay))
+
+    warnings.simplefilter("ignore")
+    model = GaussianMixture(
+        params["k"], tol=0.0, max_iter=params["max_iter"], n_init=3, random_state=7,
+        init_params="random",
+    )
+    with Slow():
+        model.fit(da.from_zarr(store), checkpoint=checkpoint)
+    print(json.dumps({"n_iter": model.n_iter_, "lower_bound": model.lower_bound_}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    X, _ = make_mixture(N_ROWS, N_FEATURES, K, chunk_rows=CHUNK, seed=11)
+    path = tmp_path_factory.mktemp("data") / "x.zarr"
+    X.to_zarr(str(path))
+    return str(path)
+
+
+def _model(**kw):
+    return GaussianMixture(
+        K, tol=0.0, max_iter=MAX_ITER, n_init=3, random_state=7, init_params="random", **kw
+    )
+
+
+def _fit(model, X, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X, **kw)
+
+
+class _Computes(Callback):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def _start(self, dsk):
+        self.count += 1
+
+
+def _state(checkpoint: Path) -> dict | None:
+    try:
+        return json.loads((checkpoint / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _checkpoint_contents(path: Path) -> tuple[dict, dict]:
+    with np.load(path / "arrays.npz") as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    return json.loads((path / "state.json").read_text()), arrays
+
+
+def test_killed_driver_resumes_to_the_uninterrupted_result(store, tmp_path):
+    reference = _fit(_model(), da.from_zarr(store), checkpoint=tmp_path / "reference")
+    checkpoint = tmp_path / "ckpt"
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"k": K, "max_iter": MAX_ITER}))
+    script = tmp_path / "fit.py"
+    script.write_text(FIT_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), store, str(checkpoint), str(params), "0.1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    # Kill it in the second initialisation, some iterations in.
+    while True:
+        state = _state(checkpoint)
+        if state and state["init"] == 1 and state["run"] and state["run"]["n_iter"] >= 5:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the fit never reached the kill point"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    killed_at = _state(checkpoint)
+    assert killed_at["init"] == 1 and 5 <= killed_at["run"]["n_iter"] < MAX_ITER
+
+    with _Computes() as computes:
+        resumed = _fit(_model(), da.from_zarr(store), checkpoint=checkpoint)
+    # The rest of the second initialisation, then the third (its sample gather + EM).
+    assert computes.count == MAX_ITER - killed_at["run"]["n_iter"] + 1 + MAX_ITER
+    assert resumed.n_iter_ == reference.n_iter_
+    assert resumed.lower_bounds_ == reference.lower_bounds_
+    np.testing.assert_array_equal(resumed.means_, reference.means_)
+    np.testing.assert_array_equal(resumed.covariances_, reference.covariances_)
+    np.testing.assert_array_equal(resumed.weights_, reference.weights_)
+    # The whole final state, random state included, is the uninterrupted fit's.
+    state, arrays = _checkpoint_contents(checkpoint)
+    ref_state, ref_arrays = _checkpoint_contents(tmp_path / "reference")
+    assert state == ref_state
+    assert arrays.keys() == ref_arrays.keys()
+    for name in arrays:
+        np.testing.assert_array_equal(arrays[name], ref_arrays[name])
+
+
+def test_finished_checkpoint_returns_the_result_without_computing(store, tmp_path):
+    checkpoint = tmp_path / "ckpt"
+    first = _fit(_model(), da.from_zarr(store), checkpoint=checkpoint)
+    assert _state(checkpoint)["init"] == 3 and _state(checkpoint)["run"] is None
+    with _Computes() as computes:
+        again = _fit(_model(), da.from_zarr(store), checkpoint=checkpoint)
+    assert computes.count == 0
+    np.testing.assert_array_equal(again.means_, first.means_)
+    assert again.lower_bound_ == first.lower_bound_ and again.n_iter_ == first.n_iter_
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"max_iter": MAX_ITER + 1}, "other estimator parameters"),
+        ({"rows": N_ROWS // 2}, r"other data \(shape, dtype, chunks\)"),
+    ],
+)
+def test_checkpoint_of_another_fit_is_refused(store, tmp_path, change, match):
+    checkpoint = tmp_path / "ckpt"
+    X = da.from_zarr(store)
+    _fit(GaussianMixture(K, tol=0.0, max_iter=2, random_state=7), X, checkpoint=checkpoint)
+    model = GaussianMixture(K, tol=0.0, max_iter=change.get("max_iter", 2), random_state=7)
+    with pytest.raises(CheckpointMismatchError, match=match):
+        _fit(model, X[: change.get("rows", N_ROWS)], checkpoint=checkpoint)
+
+
+def test_checkpoint_is_never_half_written(store, tmp_path, monkeypatch):
+    """A writer that dies inside np.savez leaves the previous checkpoint in place."""
+    from daskgmm import _checkpoint
+
+    checkpoint = tmp_path / "ckpt"
+    X = da.from_zarr(store)
+    _fit(GaussianMixture(K, tol=0.0, max_iter=3, random_state=7), X, checkpoint=checkpoint)
+    before = (checkpoint / "state.json").read_text()
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(_checkpoint.np, "savez", dies)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(GaussianMixture(K, tol=0.0, max_iter=5, random_state=8), X, checkpoint=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".b.")]
+    assert (checkpoint / "state.json").read_text() == before
+
+
+def test_verbose_progress_and_scheduler_options(store, capsys):
+    X = da.from_zarr(store)
+    model = GaussianMixture(K, tol=0.0, max_iter=3, random_state=7, progress=True, scheduler="sync")
+    with dask.config.set(scheduler="threads"):
+        _fit(model, X)
+    err = capsys.readouterr().err
+    assert "EM 3/3 [" in err
+    assert f"lower bound {model.lower_bound_: .6f}" in err
+    assert "not converged" in err
