@@ -104,7 +104,7 @@ def _nothing():
 
 
 @contextmanager
-def _performance_report(path):
+def _performance_report(path, scheduler=None):
     """distributed's performance report of the block, when a path is given."""
     if path is None:
         yield
@@ -112,7 +112,7 @@ def _performance_report(path):
     # cluster.py is the one module that imports distributed; import it only here.
     from .cluster import performance_report
 
-    with performance_report(str(path)):
+    with performance_report(str(path), client=scheduler):
         yield
 
 
@@ -364,7 +364,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             _verbose_logging(self.verbose),
             single_threaded_blas(),
             using_scheduler(self.scheduler),
-            _performance_report(performance_report),
+            _performance_report(performance_report, self.scheduler),
         ):
             self._fit(X, sample_weight, checkpoint)
         return self

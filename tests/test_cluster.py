@@ -93,7 +93,12 @@ def scheduler_and_workers(tmp_path):
     ]
     procs += workers
     try:
-        yield {"address": address, "scheduler_file": str(scheduler_file), "workers": workers}
+        yield {
+            "address": address,
+            "scheduler_file": str(scheduler_file),
+            "scheduler": procs[0],
+            "workers": workers,
+        }
     finally:
         for p in procs:
             if p.poll() is None:
@@ -131,8 +136,8 @@ def _fit_quietly(model, X):
         return model.fit(X)
 
 
-def _task_prefixes(dask_scheduler):
-    return list(dask_scheduler.task_prefixes)
+# A lambda, so that cloudpickle sends it by value: the scheduler cannot import tests.
+_task_prefixes = lambda dask_scheduler: list(dask_scheduler.task_prefixes)  # noqa: E731
 
 
 def test_fit_on_cluster_equals_threaded_fit(scheduler_and_workers, zarr_data):
@@ -240,3 +245,53 @@ def test_graph_and_bytes_per_iteration_stay_flat_over_20_iterations(zarr_data):
     assert tasks.pop() <= 3 * (N_ROWS // CHUNK) + 10  # O(chunks)
     nbytes = [b for _, b in sizes.sizes]
     assert max(nbytes) <= 1.02 * min(nbytes)  # parameters enter once, graphs don't grow
+
+
+def test_explicit_client_and_performance_report(scheduler_and_workers, zarr_data, tmp_path):
+    path, start = zarr_data
+    X = da.from_zarr(path)
+    report = tmp_path / "report.html"
+    with Client(scheduler_and_workers["address"], set_as_default=False, timeout=30) as client:
+        _wait_for_workers(client, 2)
+        model = GaussianMixture(K, tol=0.0, max_iter=3, scheduler=client, **start)
+        _fit_quietly_with(model, X, performance_report=report)
+        ran_there = set(client.run_on_scheduler(_task_prefixes))
+    assert "daskgmm_estep" in ran_there  # ran on the explicit client, not the default
+    assert model.n_iter_ == 3
+    html = report.read_text()
+    assert "<html" in html.lower() and "daskgmm_estep" in html
+
+
+def _fit_quietly_with(model, X, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X, **kwargs)
+
+
+def test_losing_the_scheduler_is_a_clear_error_not_a_hang(scheduler_and_workers, zarr_data):
+    from daskgmm._engine import SchedulerConnectionError
+
+    path, start = zarr_data
+    X = da.from_zarr(path)
+    address = scheduler_and_workers["address"]
+    outcome = {}
+    with Client(address, timeout=30) as client:
+        _wait_for_workers(client, 2)
+
+        def fit():
+            try:
+                _fit_quietly(_model(start, max_iter=500), X)
+            except Exception as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=fit)
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive()
+        scheduler = scheduler_and_workers["scheduler"]
+        os.kill(scheduler.pid, signal.SIGKILL)
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the fit hangs after the scheduler died"
+    error = outcome["error"]
+    assert isinstance(error, SchedulerConnectionError)
+    assert address in str(error) and "Check that the scheduler is running" in str(error)
