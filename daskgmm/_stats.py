@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._kernels import LogDensity, block_rows, precision_cholesky, softmax_components
+from ._kernels import LogDensity, Workspace, block_rows, precision_cholesky, softmax_components
 from ._validation import bad_rows_error, check_sample_weight_values
 
 EPS = float(np.finfo(np.float64).eps)
@@ -164,24 +164,27 @@ _M2_CROSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 # --------------------------------------------------------------------------- #
 # Responsibilities arrive component-major, shape (K, n): row-wise reductions over
 # K=8 columns are slow in numpy, reductions across K rows of length n are not.
-def _raw_m2_full(resp, xc, s1, nk_safe):
+def _raw_m2_full(resp, xc, s1, nk_safe, ws):
     # One (D, n) @ (n, D) product per component: the scaled copy of the block
     # stays in cache, which measured faster than one (K*D, n) @ (n, D) product.
-    xt = np.ascontiguousarray(xc.T)
+    xt = ws.array("transposed", xc.T.shape)
+    np.copyto(xt, xc.T)
+    scaled = ws.array("scaled", xt.shape)
     raw = np.empty((resp.shape[0], xc.shape[1], xc.shape[1]))
     for k in range(resp.shape[0]):
-        np.matmul(xt * resp[k], xc, out=raw[k])
+        np.matmul(np.multiply(xt, resp[k], out=scaled), xc, out=raw[k])
     return raw - s1[:, :, None] * s1[:, None, :] / nk_safe[:, None, None]
 
 
-def _raw_m2_tied(resp, xc, s1, nk_safe):
+def _raw_m2_tied(resp, xc, s1, nk_safe, ws):
     row_weight = resp.sum(axis=0)
-    raw = (xc * row_weight[:, None]).T @ xc
+    raw = np.multiply(xc, row_weight[:, None], out=ws.array("scaled", xc.shape)).T @ xc
     return raw - (s1 / nk_safe[:, None]).T @ s1
 
 
-def _raw_m2_diag(resp, xc, s1, nk_safe):
-    return resp @ np.square(xc) - np.square(s1) / nk_safe[:, None]
+def _raw_m2_diag(resp, xc, s1, nk_safe, ws):
+    squares = np.square(xc, out=ws.array("squares", xc.shape))
+    return resp @ squares - np.square(s1) / nk_safe[:, None]
 
 
 _BLOCK_M2 = {
@@ -192,13 +195,13 @@ _BLOCK_M2 = {
 }
 
 
-def _centred_stats(xc, shift, resp, covariance_type, log_likelihood, weight_sum):
+def _centred_stats(xc, shift, resp, covariance_type, log_likelihood, weight_sum, ws=None):
     """Statistics of centred rows ``xc = rows - shift`` (n, D) under weighted
     responsibilities ``resp`` (K, n)."""
     nk = resp.sum(axis=1)
     s1 = resp @ xc
     nk_safe = np.where(nk > 0, nk, 1.0)
-    m2 = _BLOCK_M2[covariance_type](resp, xc, s1, nk_safe)
+    m2 = _BLOCK_M2[covariance_type](resp, xc, s1, nk_safe, ws if ws is not None else Workspace())
     means = s1 / nk_safe[:, None] + shift
     return SufficientStats(covariance_type, nk, means, m2, log_likelihood, weight_sum, xc.shape[0])
 
@@ -221,9 +224,12 @@ class EStep:
         """The same E-step for every chunk."""
         return self
 
-    def __call__(self, xc, shift, start, stop, good):
+    def __call__(self, xc, shift, start, stop, good, workspace=None):
         """Responsibilities (K, n) and per-row log-likelihoods (n,) of centred rows."""
-        return softmax_components(self.log_density(xc, shift))
+        workspace = workspace if workspace is not None else Workspace()
+        wlp = self.log_density(xc, shift, workspace)
+        resp = workspace.array("resp", (self.n_components, xc.shape[0]))
+        return softmax_components(wlp, out=resp)
 
 
 class RandomResponsibilities:
@@ -245,7 +251,7 @@ class RandomResponsibilities:
         """A generator of responsibilities for one chunk, seeded by its index."""
         rng = np.random.default_rng([self.seed, chunk_index])
 
-        def draw(xc, shift, start, stop, good):
+        def draw(xc, shift, start, stop, good, workspace=None):
             resp = rng.uniform(size=(stop - start, self.n_components))
             resp /= resp.sum(axis=1, keepdims=True)
             return (resp if good is None else resp[good]).T, None
@@ -270,7 +276,7 @@ class GivenResponsibilities:
     def for_chunk(self, chunk_index: int) -> GivenResponsibilities:
         return self
 
-    def __call__(self, xc, shift, start, stop, good):
+    def __call__(self, xc, shift, start, stop, good, workspace=None):
         resp = self.resp[start:stop]
         return (resp if good is None else resp[good]).T, None
 
@@ -320,10 +326,15 @@ def chunk_stats(
     if sample_weight is not None:
         check_sample_weight_values(np.asarray(sample_weight), f" in row chunk {chunk_index}")
     shift = None
+    workspace = Workspace()
     step = block_rows(n_components, X.shape[1], cov_type)
     for start in range(0, X.shape[0], step):
         stop = min(start + step, X.shape[0])
-        rows = np.asarray(X[start:stop], dtype=np.float64)
+        rows = np.asarray(X[start:stop])
+        if rows.dtype != np.float64:  # float32 data are computed in float64
+            converted = workspace.array("rows", rows.shape)
+            converted[...] = rows
+            rows = converted
         weights = None
         if sample_weight is not None:
             weights = np.asarray(sample_weight[start:stop], dtype=np.float64)
@@ -333,7 +344,8 @@ def chunk_stats(
         if not isinstance(responsibilities, EStep) or shift is None:
             good = np.isfinite(rows).all(axis=1)
         else:
-            resp, lse = assign(rows - shift, shift, start, stop, None)
+            xc = np.subtract(rows, shift, out=workspace.array("centred", rows.shape))
+            resp, lse = assign(xc, shift, start, stop, None, workspace)
             if not np.isfinite(lse).all():
                 good = np.isfinite(lse) & np.isfinite(rows).all(axis=1)
         if good is not None:
@@ -348,8 +360,8 @@ def chunk_stats(
                 good = None
             if not rows.shape[0]:
                 continue
-            resp, lse = assign(rows - shift, shift, start, stop, good)
-        xc = rows - shift
+            xc = np.subtract(rows, shift, out=workspace.array("centred", rows.shape))
+            resp, lse = assign(xc, shift, start, stop, good, workspace)
         wsum = float(rows.shape[0])
         if weights is not None:
             resp = resp * weights
@@ -357,7 +369,7 @@ def chunk_stats(
         loglik = 0.0
         if lse is not None:
             loglik = float(lse.sum() if weights is None else lse @ weights)
-        out = out.merge(_centred_stats(xc, shift, resp, cov_type, loglik, wsum))
+        out = out.merge(_centred_stats(xc, shift, resp, cov_type, loglik, wsum, workspace))
     return out
 
 
