@@ -23,7 +23,7 @@ Run it under the shared benchmark lock so that other work does not disturb it::
 
 Writes ``benchmarks/results/bench_online.json``.  ``--grid`` instead compares
 step-size settings (t0, kappa, batch size, warm-up) on in-memory data and writes
-``bench_online_grid.json``.
+``bench_online_grid_seed<seed>.json``.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def main(argv=None) -> None:
     results = {"args": {k: str(v) for k, v in vars(args).items()}}
     dask.config.set(scheduler="threads")
     if args.grid:
-        args.out = args.out.with_name("bench_online_grid.json")
+        args.out = args.out.with_name(f"bench_online_grid_seed{args.seed}.json")
         results["grid"] = grid(args)
         args.skip = "both"
     try:
