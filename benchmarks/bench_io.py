@@ -24,6 +24,8 @@ Results go to ``benchmarks/results/bench_io.json`` (or ``--out``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import platform
@@ -101,6 +103,12 @@ def main(argv=None) -> int:
     parser.add_argument("--n-workers", type=int, default=2)
     parser.add_argument("--threads-per-worker", type=int, default=1)
     parser.add_argument("--memory-limit", default="1GiB")
+    parser.add_argument(
+        "--scheduler",
+        choices=["cluster", "threads"],
+        default="cluster",
+        help="LocalCluster (default) or dask's threaded scheduler in this process",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_io.json"))
     args = parser.parse_args(argv)
 
@@ -114,23 +122,33 @@ def main(argv=None) -> int:
         f"store {args.store}: {n_samples:,} x {n_features} {arr.dtype}, chunks {arr.chunks}; "
         f"{data_bytes / 2**30:.2f} GiB of data, {disk_bytes / 2**30:.2f} GiB on disk"
     )
-    with (
-        LocalCluster(
-            n_workers=args.n_workers,
-            threads_per_worker=args.threads_per_worker,
-            memory_limit=args.memory_limit,
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-        TreeMemory() as tree,
-    ):
-        worker_memory = sum(w["memory_limit"] for w in client.scheduler_info()["workers"].values())
-        workers_before = set(client.scheduler_info()["workers"])
-        print(
-            f"LocalCluster: {args.n_workers} workers x {args.threads_per_worker} threads, "
-            f"{worker_memory / 2**30:.2f} GiB in all; data / worker memory = "
-            f"{data_bytes / worker_memory:.2f}"
-        )
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.scheduler == "cluster":
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=args.n_workers,
+                    threads_per_worker=args.threads_per_worker,
+                    memory_limit=args.memory_limit,
+                    dashboard_address=None,
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+            workers = client.scheduler_info()["workers"]
+            worker_memory = sum(w["memory_limit"] for w in workers.values())
+            workers_before = set(workers)
+            print(
+                f"LocalCluster: {args.n_workers} workers x {args.threads_per_worker} threads, "
+                f"{worker_memory / 2**30:.2f} GiB in all; data / worker memory = "
+                f"{data_bytes / worker_memory:.2f}"
+            )
+            client.run(importlib.import_module, "daskgmm.mixture")  # imports are not timed
+        else:
+            stack.enter_context(dask.config.set(scheduler="threads"))
+            worker_memory = psutil.virtual_memory().total
+            workers_before = set()
+            print(f"threaded scheduler; data / RAM = {data_bytes / worker_memory:.2f}")
+        tree = stack.enter_context(TreeMemory())
         baseline = tree.current()
 
         start = time.perf_counter()
@@ -159,8 +177,8 @@ def main(argv=None) -> int:
         model.fit(args.store)
         fit_seconds = time.perf_counter() - start
         per_iter = fit_seconds / model.n_iter_
-        events = memory_events(client)
-        workers_after = set(client.scheduler_info()["workers"])
+        events = memory_events(client) if client is not None else []
+        workers_after = set(client.scheduler_info()["workers"]) if client is not None else set()
     result = {
         "store": args.store,
         "n_samples": int(n_samples),
@@ -171,6 +189,7 @@ def main(argv=None) -> int:
         "disk_gib": disk_bytes / 2**30,
         "n_components": args.n_components,
         "covariance_type": args.covariance_type,
+        "scheduler": args.scheduler,
         "n_workers": args.n_workers,
         "threads_per_worker": args.threads_per_worker,
         "worker_memory_gib": worker_memory / 2**30,
