@@ -243,3 +243,21 @@ def initial_parameters(
         prec_chol = precision_cholesky_from_precisions(guess.precisions, covariance_type)
         covariances = covariances_from_cholesky(prec_chol, covariance_type)
     return weights, means, covariances, prec_chol
+
+
+def estimator_initial_parameters(estimator, rows: RowChunks, guess: InitialGuess, random_state):
+    """:func:`initial_parameters` with an estimator's ``n_components``,
+    ``covariance_type``, ``init_params``, ``reg_covar``, ``init_sample_size``,
+    ``split_every`` and ``nan_policy`` (``'raise'`` if it has none)."""
+    return initial_parameters(
+        rows,
+        n_components=estimator.n_components,
+        covariance_type=estimator.covariance_type,
+        init_params=estimator.init_params,
+        reg_covar=estimator.reg_covar,
+        guess=guess,
+        random_state=random_state,
+        init_sample_size=estimator.init_sample_size,
+        split_every=estimator.split_every,
+        nan_policy=getattr(estimator, "nan_policy", "raise"),
+    )

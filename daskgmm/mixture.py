@@ -22,7 +22,7 @@ from ._engine import (
     single_threaded_blas,
     using_scheduler,
 )
-from ._init import InitialGuess, check_bad_rows, initial_parameters
+from ._init import InitialGuess, check_bad_rows, estimator_initial_parameters
 from ._kernels import LogDensity
 from ._progress import ChunkProgress, FitProgress
 from ._stats import EStep, chunk_stats, m_step
@@ -406,18 +406,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
                 if resumed is not None:
                     run, resumed = resumed, None
                 elif do_init:
-                    params = initial_parameters(
-                        rows,
-                        n_components=self.n_components,
-                        covariance_type=self.covariance_type,
-                        init_params=self.init_params,
-                        reg_covar=self.reg_covar,
-                        guess=guess,
-                        random_state=random_state,
-                        init_sample_size=self.init_sample_size,
-                        split_every=self.split_every,
-                        nan_policy=self.nan_policy,
-                    )
+                    params = estimator_initial_parameters(self, rows, guess, random_state)
                     run = _Run(params, -np.inf)
                 else:
                     run = _Run(self._get_parameters(), self.lower_bound_)

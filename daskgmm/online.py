@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 
 from ._base import _N_COVARIANCE_PARAMETERS, BaseGaussianMixture
 from ._engine import RowChunks, compute, prepare_rows, reduce_chunks, single_threaded_blas
-from ._init import InitialGuess, initial_parameters
+from ._init import InitialGuess, estimator_initial_parameters
 from ._kernels import LogDensity
 from ._stats import _M2_SHAPE, EStep, SufficientStats, chunk_stats, m_step, raise_for_bad_rows
 from ._validation import (
@@ -267,17 +267,8 @@ init_sample_size, chunk_rows, split_every
 
     def _initialise(self, rows: RowChunks, random_state) -> None:
         """Initial parameters from ``rows`` (or the given ones); empty online state."""
-        params = initial_parameters(
-            rows,
-            n_components=self.n_components,
-            covariance_type=self.covariance_type,
-            init_params=self.init_params,
-            reg_covar=self.reg_covar,
-            guess=InitialGuess.from_estimator(self, rows.n_features),
-            random_state=random_state,
-            init_sample_size=self.init_sample_size,
-            split_every=self.split_every,
-        )
+        guess = InitialGuess.from_estimator(self, rows.n_features)
+        params = estimator_initial_parameters(self, rows, guess, random_state)
         self._set_parameters(*params)
         self._online_stats = None
         self.lower_bound_ = -np.inf
