@@ -17,16 +17,25 @@ from __future__ import annotations
 import logging
 import math
 import os
+from contextlib import contextmanager, nullcontext
 
 import dask.array as da
 import numpy as np
 from sklearn.utils import check_random_state
 
 from ._base import _N_COVARIANCE_PARAMETERS, BaseGaussianMixture
-from ._engine import RowChunks, compute, prepare_rows, reduce_chunks, single_threaded_blas
-from ._init import InitialGuess, estimator_initial_parameters
+from ._engine import (
+    RowChunks,
+    compute,
+    prepare_rows,
+    reduce_chunks,
+    single_threaded_blas,
+    using_scheduler,
+)
+from ._init import InitialGuess, check_bad_rows, estimator_initial_parameters
 from ._kernels import LogDensity
-from ._stats import _M2_SHAPE, EStep, SufficientStats, chunk_stats, m_step, raise_for_bad_rows
+from ._progress import ChunkProgress, FitProgress
+from ._stats import _M2_SHAPE, EStep, SufficientStats, chunk_stats, m_step
 from ._validation import (
     _integer,
     _one_of,
@@ -110,13 +119,16 @@ def _chunk_stats_at(block, shared, weight, position):
     return chunk_stats(block, estep, weight, int(chunk_ids[position]))
 
 
-def batch_statistics(rows: RowChunks, chunk_ids, params, covariance_type, split_every=None):
+def batch_statistics(
+    rows: RowChunks, chunk_ids, params, covariance_type, split_every=None, nan_policy="raise"
+):
     """Merged E-step statistics of the chunks ``chunk_ids`` of ``rows`` (one compute).
 
     Raises
     ------
     ValueError
-        If the rows hold NaN or infinite values, or their weights sum to zero.
+        If the rows hold NaN or infinite values (unless ``nan_policy='omit'``), or
+        their weights sum to zero.
     """
     weights, means, _, prec_chol = params
     estep = EStep(LogDensity(means, prec_chol, covariance_type, weights))
@@ -129,7 +141,7 @@ def batch_statistics(rows: RowChunks, chunk_ids, params, covariance_type, split_
         batch, _chunk_stats_at, (estep, tuple(chunk_ids)), "daskgmm_estep", split_every
     )
     stats = compute(graph)[0]
-    raise_for_bad_rows(stats)
+    check_bad_rows(stats, nan_policy)
     return stats
 
 
@@ -178,9 +190,15 @@ class OnlineGaussianMixture(StoredModel, BaseGaussianMixture):
     init_params, weights_init, means_init, precisions_init, random_state, \
 init_sample_size, chunk_rows, split_every
         As for :class:`daskgmm.GaussianMixture`, except that ``chunk_rows='auto'``
-        cuts numpy input into chunks of ``batch_size / n_cores`` rows.  ``fit`` initialises from the
-        data; the first ``partial_fit`` from its block.  ``random_state`` also
-        shuffles the chunk order of every pass.
+        cuts numpy input into chunks of ``batch_size / n_cores`` rows.  ``fit``
+        initialises from the data; the first ``partial_fit`` from its block.
+        ``random_state`` also shuffles the chunk order of every pass.
+    nan_policy, scheduler
+        As for :class:`daskgmm.GaussianMixture`: 'omit' leaves rows with NaN/inf
+        out of every mini-batch (no extra pass); ``scheduler`` picks where to compute.
+    progress : bool, default=False
+        One line on stderr over the mini-batches: batches done, the running mean
+        log-likelihood and its change, and the share of the current batch's chunks.
 
     Attributes
     ----------
@@ -222,6 +240,9 @@ init_sample_size, chunk_rows, split_every
         init_sample_size=100_000,
         chunk_rows="auto",
         split_every=None,
+        nan_policy="raise",
+        progress=False,
+        scheduler=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -240,6 +261,9 @@ init_sample_size, chunk_rows, split_every
         self.init_sample_size = init_sample_size
         self.chunk_rows = chunk_rows
         self.split_every = split_every
+        self.nan_policy = nan_policy
+        self.progress = progress
+        self.scheduler = scheduler
 
     # ------------------------------------------------------------------ fitting
     def _validate(self) -> None:
@@ -280,7 +304,12 @@ init_sample_size, chunk_rows, split_every
     def _step(self, rows: RowChunks, chunk_ids) -> None:
         """One stepwise-EM update from the chunks ``chunk_ids`` of ``rows``."""
         stats = batch_statistics(
-            rows, chunk_ids, self._get_parameters(), self.covariance_type, self.split_every
+            rows,
+            chunk_ids,
+            self._get_parameters(),
+            self.covariance_type,
+            self.split_every,
+            self.nan_policy,
         )
         s_hat = stats.normalised()
         t = self.n_batches_seen_ + 1
@@ -304,7 +333,11 @@ init_sample_size, chunk_rows, split_every
         self.n_samples_seen_ = n_samples
         self.warm_up_batches_ = warm_up_batches
         self.log_likelihood_history_.append(stats.mean_log_likelihood)
+        change = blended.log_likelihood - self.lower_bound_
         self.lower_bound_ = blended.log_likelihood
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.step(self.lower_bound_, change)
         logger.debug(
             "batch %d: %d rows, step %.4f, batch mean log-likelihood %.5f",
             t,
@@ -329,7 +362,10 @@ init_sample_size, chunk_rows, split_every
         self._validate()
         rows = self._rows(X, sample_weight, self.n_components)
         random_state = check_random_state(self.random_state)
-        with single_threaded_blas():
+        n_batches = len(
+            mini_batches(np.arange(rows.n_chunks), rows.array.chunks[0], self.batch_size)
+        )
+        with self._computing(n_batches * self.max_passes):
             self._initialise(rows, random_state)
             for n_pass in range(1, self.max_passes + 1):
                 order = random_state.permutation(rows.n_chunks)
@@ -349,7 +385,7 @@ init_sample_size, chunk_rows, split_every
     def _batch_em_pass(self, rows: RowChunks) -> None:
         """One exact batch EM iteration over all rows; its statistics become the state."""
         stats = iteration_statistics(
-            rows, self._get_parameters(), self.covariance_type, self.split_every
+            rows, self._get_parameters(), self.covariance_type, self.split_every, self.nan_policy
         )
         self._online_stats = stats.normalised()
         self._set_parameters(*m_step(self._online_stats, self.reg_covar))
@@ -371,13 +407,29 @@ init_sample_size, chunk_rows, split_every
         rows = self._rows(X, sample_weight, self.n_components if first else None)
         if not first:
             check_feature_count(rows.n_features, self.n_features_in_)
-        with single_threaded_blas():
+        batches = mini_batches(np.arange(rows.n_chunks), rows.array.chunks[0], self.batch_size)
+        with self._computing(len(batches)):
             if first:
                 self._initialise(rows, check_random_state(self.random_state))
-            order = np.arange(rows.n_chunks)
-            for chunk_ids in mini_batches(order, rows.array.chunks[0], self.batch_size):
+            for chunk_ids in batches:
                 self._step(rows, chunk_ids)
         return self
+
+    @contextmanager
+    def _computing(self, n_batches: int):
+        """Single-threaded BLAS, the chosen scheduler and, with ``progress``, the bar."""
+        self._bar = FitProgress(n_batches, label="online EM") if self.progress else None
+        try:
+            with (
+                single_threaded_blas(),
+                using_scheduler(self.scheduler),
+                ChunkProgress(self._bar) if self._bar else nullcontext(),
+            ):
+                yield
+        finally:
+            if self._bar is not None:
+                self._bar.close(f"{self.n_batches_seen_} mini-batches seen")
+            self._bar = None
 
     # --------------------------------------------------------------- storage
     def _extra_state(self) -> tuple[dict, dict]:

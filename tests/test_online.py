@@ -386,3 +386,27 @@ def test_numpy_input_is_cut_to_the_batch_size_and_large_chunks_are_reported(rng,
         model.fit(da.from_array(X, chunks=(4000, 3)))
     assert model.n_batches_seen_ == 1
     assert "larger than batch_size=1000" in caplog.text
+
+
+def test_nan_policy_omit_progress_and_scheduler_options(capsys):
+    """nan_policy='omit' leaves bad rows out (same fit as without them); progress draws."""
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3)) + 6.0])
+    rng.shuffle(X)
+    bad = X.copy()
+    bad[::97, 1] = np.nan
+    kept = bad[np.isfinite(bad).all(axis=1)]
+    common = dict(batch_size=1000, max_passes=2, random_state=0, chunk_rows=500)
+    with pytest.raises(ValueError, match="NaN or infinite values"):
+        OnlineGaussianMixture(2, **common).fit(bad)
+    omit = OnlineGaussianMixture(
+        2, nan_policy="omit", progress=True, scheduler="sync", **common
+    ).fit(bad)
+    err = capsys.readouterr().err
+    assert f"online EM {omit.n_batches_seen_}/{omit.n_batches_seen_} [" in err
+    assert "mini-batches seen" in err
+    assert omit.n_samples_seen_ == 2 * bad.shape[0]  # rows seen, bad ones included
+    labels = omit.predict(bad)
+    assert (labels[~np.isfinite(bad).all(axis=1)] == -1).all()
+    np.testing.assert_allclose(np.sort(omit.means_[:, 0]), [0.0, 6.0], atol=0.15)
+    assert omit.score(kept) == pytest.approx(omit.score(bad), rel=1e-12)
