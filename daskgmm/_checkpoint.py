@@ -5,9 +5,9 @@ A checkpoint is a directory::
     PATH/state.json     schema version, what was fitted (parameters, data), where the fit is
     PATH/arrays.npz     the arrays (current and best parameters, random state); no pickle
 
-It is written to a temporary sibling directory and moved into place with
-``os.replace``, so a reader sees either the previous complete checkpoint or the new
-one, never a half-written one, whenever the writer is killed.  Resuming checks that
+It is written by :func:`daskgmm._files.write_directory`, so a reader sees either the
+previous complete checkpoint or the new one, never a half-written one, whenever the
+writer is killed.  Resuming checks that
 the estimator's parameters and the data (shape, dtype, row chunks) are the ones the
 checkpoint was made with.
 """
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ._files import readable_directory, remove_directory, write_directory
 
 SCHEMA_VERSION = 1
 
@@ -51,7 +51,7 @@ def fingerprint(params: dict, data: dict) -> dict:
 
 
 def save(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write a checkpoint atomically (temporary directory, then one ``os.replace``).
+    """Write a checkpoint atomically (see :func:`daskgmm._files.write_directory`).
 
     Parameters
     ----------
@@ -61,24 +61,14 @@ def save(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> 
         JSON-able state: fingerprint, init index, iteration, lower bounds...
     arrays : dict of str -> ndarray
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         np.savez(tmp / "arrays.npz", **arrays)
         (tmp / "state.json").write_text(
             json.dumps({"schema_version": SCHEMA_VERSION, **_jsonable(meta)})
         )
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    write_directory(path, fill)
 
 
 def load(path: str | os.PathLike, expected_fingerprint: dict):
@@ -94,12 +84,9 @@ def load(path: str | os.PathLike, expected_fingerprint: dict):
     CheckpointMismatchError
         If it was made by another fit or another schema version.
     """
-    path = Path(path)
-    if not path.exists():
-        old = path.with_name(f".{path.name}.old")
-        if not old.exists():
-            return None
-        path = old  # killed between the two renames: the previous checkpoint is whole
+    path = readable_directory(path)
+    if path is None:
+        return None
     try:
         meta = json.loads((path / "state.json").read_text())
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:
@@ -125,7 +112,5 @@ def load(path: str | os.PathLike, expected_fingerprint: dict):
 
 
 def remove(path: str | os.PathLike) -> None:
-    """Delete a checkpoint (after a fit completed)."""
-    path = Path(path)
-    shutil.rmtree(path, ignore_errors=True)
-    shutil.rmtree(path.with_name(f".{path.name}.old"), ignore_errors=True)
+    """Delete a checkpoint."""
+    remove_directory(path)

@@ -10,8 +10,8 @@ A saved model is a directory::
                    sufficient statistics), written with ``numpy.savez`` and read
                    with ``allow_pickle=False``
 
-It is written into a temporary directory next to the target and moved into place
-with ``os.replace``.  Loading checks the schema version, the class, the checksum,
+It is written by :func:`daskgmm._files.write_directory` (a temporary sibling
+renamed into place), so a killed writer never leaves a half-written model.  Loading checks the schema version, the class, the checksum,
 every array's shape and dtype and the consistency of the mixture parameters, and
 refuses anything else with :class:`ModelFileError`.
 
@@ -27,13 +27,11 @@ import datetime
 import hashlib
 import json
 import math
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from ._files import readable_directory, write_directory
 from ._kernels import COVARIANCE_TYPES
 from ._validation import _PRECISION_SHAPE, check_is_fitted
 
@@ -132,9 +130,7 @@ def save(model, path, *, overwrite: bool = True) -> Path:
         if arr.dtype.name not in _DTYPES:
             raise TypeError(f"array {key!r} has dtype {arr.dtype}; a model file holds {_DTYPES}")
 
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
-    try:
+    def fill(tmp: Path) -> None:
         np.savez(tmp / ARRAYS_FILE, **arrays)
         meta = {
             "schema_version": SCHEMA_VERSION,
@@ -151,16 +147,8 @@ def save(model, path, *, overwrite: bool = True) -> Path:
             "arrays_sha256": hashlib.sha256((tmp / ARRAYS_FILE).read_bytes()).hexdigest(),
         }
         (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=1, allow_nan=True))
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_directory(path, fill)
     return path
 
 
@@ -269,7 +257,7 @@ def load(path):
         If the directory is not a model of a known class and schema version, or its
         files were modified.
     """
-    path = Path(path)
+    path = readable_directory(path) or Path(path)
     meta = _read_meta(path)
     cls = _MODELS.get(meta.get("class"))
     if cls is None:

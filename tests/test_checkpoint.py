@@ -197,3 +197,29 @@ def test_verbose_progress_and_scheduler_options(store, capsys):
     assert "EM 3/3 [" in err
     assert f"lower bound {model.lower_bound_: .6f}" in err
     assert "not converged" in err
+
+
+def test_directory_writer_killed_between_renames_keeps_the_previous_version(tmp_path, monkeypatch):
+    from daskgmm import _files
+
+    target = tmp_path / "model"
+    _files.write_directory(target, lambda d: (d / "v").write_text("1"))
+    real_replace = os.replace
+    calls = []
+
+    def dies_on_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between the renames")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(_files.os, "replace", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        _files.write_directory(target, lambda d: (d / "v").write_text("2"))
+    monkeypatch.setattr(_files.os, "replace", real_replace)
+    assert not target.exists()
+    found = _files.readable_directory(target)
+    assert found is not None and (found / "v").read_text() == "1"
+    _files.write_directory(target, lambda d: (d / "v").write_text("3"))
+    assert (target / "v").read_text() == "3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
