@@ -11,9 +11,10 @@ A saved model is a directory::
                    with ``allow_pickle=False``
 
 It is written by :func:`daskgmm._files.write_directory` (a temporary sibling
-renamed into place), so a killed writer never leaves a half-written model.  Loading checks the schema version, the class, the checksum,
-every array's shape and dtype and the consistency of the mixture parameters, and
-refuses anything else with :class:`ModelFileError`.
+renamed into place), so a killed writer never leaves a half-written model.  Loading
+checks the schema version, the class, the checksum, every array's shape and dtype
+and the consistency of the mixture parameters, and refuses anything else with
+:class:`ModelFileError`.
 
 This module knows no estimator class: estimators register themselves with
 :func:`register_model` and may define ``_extra_state() -> (dict, dict of arrays)``
