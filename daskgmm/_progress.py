@@ -11,6 +11,7 @@ progress pane shows the chunks; the line then updates once per iteration.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -49,7 +50,7 @@ class FitProgress:
         parts = [f"{self.label} {self.done:>{len(str(self.total))}}/{self.total} [{bar}]"]
         if self.lower_bound is not None:
             parts.append(f"lower bound {self.lower_bound: .6f}")
-        if self.change is not None:
+        if self.change is not None and math.isfinite(self.change):
             parts.append(f"change {self.change:.3g}")
         if self.pass_fraction is not None:
             parts.append(f"pass {self.pass_fraction:4.0%}")
