@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import readable_directory, remove_directory, write_directory
+from ._files import readable_directory, write_directory
 
 SCHEMA_VERSION = 1
 
@@ -109,8 +109,3 @@ def load(path: str | os.PathLike, expected_fingerprint: dict):
                 "checkpoint path or delete it to start afresh."
             )
     return meta, arrays
-
-
-def remove(path: str | os.PathLike) -> None:
-    """Delete a checkpoint."""
-    remove_directory(path)

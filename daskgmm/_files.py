@@ -56,10 +56,3 @@ def readable_directory(path: str | os.PathLike) -> Path | None:
         return path
     aside = _aside(path)
     return aside if aside.exists() else None
-
-
-def remove_directory(path: str | os.PathLike) -> None:
-    """Delete ``path`` and any version left aside."""
-    path = Path(path)
-    shutil.rmtree(path, ignore_errors=True)
-    shutil.rmtree(_aside(path), ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,11 +96,6 @@ def _verbose_logging(verbose: int):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 @contextmanager
@@ -400,7 +395,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         saver = _CheckpointSaver(self, rows, checkpoint, random_state)
         best, first_init, resumed = saver.restore()
         bar = FitProgress(n_init * self.max_iter, label="EM") if self.progress else None
-        with ChunkProgress(bar) if bar else _nothing():
+        with ChunkProgress(bar) if bar else nullcontext():
             for init in range(first_init, n_init):
                 logger.info("Initialization %d", init + 1)
                 if resumed is not None:
