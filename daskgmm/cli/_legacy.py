@@ -1,10 +1,9 @@
-"""The ``daskgmm`` command line."""
+"""``daskgmm demo`` and ``daskgmm make-data`` (to be split into one module each)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 
@@ -12,8 +11,8 @@ import warnings
 def _demo(args: argparse.Namespace) -> int:
     from sklearn.exceptions import ConvergenceWarning
 
-    from . import GaussianMixture
-    from .datasets import make_mixture
+    from .. import GaussianMixture
+    from ..datasets import make_mixture
 
     X, truth = make_mixture(
         args.n_samples,
@@ -71,7 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _make_data(args: argparse.Namespace) -> int:
-    from .datasets import make_mixture
+    from ..datasets import make_mixture
 
     chunks = [int(c) for c in args.chunks.split(",")]
     cube = None
@@ -89,7 +88,7 @@ def _make_data(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     kwargs = {"chunks": tuple(chunks)} if cube else {"chunk_rows": chunks[0]}
     if cube:
-        from .datasets import write_cube
+        from ..datasets import write_cube
 
         X, _ = write_cube(
             args.store,
@@ -136,11 +135,7 @@ def _recovery_errors(model, truth) -> tuple[float, float]:
     return weight_error, mean_error
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="daskgmm", description="Gaussian mixture models by EM on Dask arrays."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def register(sub) -> None:
     demo = sub.add_parser("demo", help="fit a synthetic mixture and print the result")
     demo.add_argument("--n-samples", type=int, default=1_000_000)
     demo.add_argument("--n-features", type=int, default=16)
@@ -185,18 +180,4 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--overwrite", action="store_true", help="replace an existing store")
     make.add_argument("--json", action="store_true", help="also print a JSON summary")
     make.set_defaults(func=_make_data)
-    return parser
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        print(f"daskgmm: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,124 @@
+"""A small JSON description of a data source: what it is, its shape, when it changed.
+
+Saved models record the fingerprint of their training data, and pipelines compare
+fingerprints to tell whether a store has changed since their last run.  Nothing
+here reads array values except for small numpy arrays, which are hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: numpy arrays up to this size are hashed (SHA-256 of their bytes).
+HASH_LIMIT_BYTES = 256 * 2**20
+
+
+def _is_local(location: str) -> bool:
+    return "://" not in location or location.startswith("file://")
+
+
+def _local_path(location: str) -> Path:
+    return Path(location.removeprefix("file://")).expanduser().resolve()
+
+
+def directory_state(path: Path) -> dict:
+    """Files, bytes and the newest modification time (ns) under ``path``."""
+    n_files = n_bytes = newest = 0
+    stack = [path]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    n_files += 1
+                    n_bytes += info.st_size
+                    newest = max(newest, info.st_mtime_ns)
+    return {"n_files": n_files, "n_bytes": n_bytes, "modified_ns": newest}
+
+
+def _array_info(shape, chunks, dtype) -> dict:
+    return {
+        "shape": [int(n) for n in shape],
+        "chunks": [[int(c) for c in dim] if isinstance(dim, tuple) else int(dim) for dim in chunks],
+        "dtype": np.dtype(dtype).name,
+    }
+
+
+def _zarr_arrays(node) -> dict:
+    import zarr
+
+    if isinstance(node, zarr.Array):
+        return {node.path or "": _array_info(node.shape, node.chunks, node.dtype)}
+    return {
+        name: _array_info(arr.shape, arr.chunks, arr.dtype)
+        for name, arr in sorted(node.arrays(), key=lambda item: item[0])
+    }
+
+
+def _store_fingerprint(location: str) -> dict:
+    import zarr
+
+    local = _is_local(location)
+    where = str(_local_path(location)) if local else location
+    try:
+        node = zarr.open(where, mode="r")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"No Zarr store at {location!r}; check the path or URL.") from exc
+    out = {"kind": "zarr", "location": where, "arrays": _zarr_arrays(node)}
+    if local:
+        out["files"] = directory_state(Path(where))
+    return out
+
+
+def data_fingerprint(X) -> dict:
+    """Describe ``X`` (a store path/URL, zarr, xarray, dask or numpy array) as JSON.
+
+    Parameters
+    ----------
+    X
+        Anything :func:`daskgmm.io.open_rows` or the estimators accept.
+
+    Returns
+    -------
+    dict
+        ``kind`` ('zarr', 'zarr-array', 'xarray', 'dask', 'numpy' or 'rows') and what
+        identifies it: location, array names, shapes, chunks and dtypes; for local
+        stores the number of files, their bytes and the newest modification time;
+        for small numpy arrays a SHA-256 of the values; for dask arrays the graph
+        name.
+    """
+    if isinstance(X, (str, os.PathLike)):
+        return _store_fingerprint(os.fspath(X))
+    module = type(X).__module__
+    if module.startswith("zarr"):
+        store = X.store
+        root = getattr(store, "root", None)
+        location = str(root) if root is not None else repr(store)
+        kind = "zarr-array" if hasattr(X, "shape") else "zarr-group"
+        return {"kind": kind, "location": location, "path": X.path, "arrays": _zarr_arrays(X)}
+    if module.startswith("xarray"):
+        variables = X.data_vars if hasattr(X, "data_vars") else {X.name: X}
+        return {
+            "kind": "xarray",
+            "source": X.encoding.get("source"),
+            "sizes": {str(k): int(v) for k, v in X.sizes.items()},
+            "variables": {
+                str(name): {"dims": [str(d) for d in var.dims], "dtype": var.dtype.name}
+                for name, var in variables.items()
+            },
+        }
+    if module.startswith("daskgmm.io"):
+        return {**data_fingerprint(X.data), "kind": "rows", "sample_dims": list(X.sample_dims)}
+    if hasattr(X, "dask") and hasattr(X, "chunks"):
+        return {"kind": "dask", "name": X.name, **_array_info(X.shape, X.chunks, X.dtype)}
+    X = np.asarray(X)
+    out = {"kind": "numpy", "shape": [int(n) for n in X.shape], "dtype": X.dtype.name}
+    if X.nbytes <= HASH_LIMIT_BYTES:
+        out["sha256"] = hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+    return out
