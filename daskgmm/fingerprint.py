@@ -7,11 +7,15 @@ here reads array values except for small numpy arrays, which are hashed.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 #: numpy arrays up to this size are hashed (SHA-256 of their bytes).
 HASH_LIMIT_BYTES = 256 * 2**20
@@ -87,11 +91,14 @@ def data_fingerprint(X) -> dict:
     Returns
     -------
     dict
-        ``kind`` ('zarr', 'zarr-array', 'xarray', 'dask', 'numpy' or 'rows') and what
-        identifies it: location, array names, shapes, chunks and dtypes; for local
-        stores the number of files, their bytes and the newest modification time;
-        for small numpy arrays a SHA-256 of the values; for dask arrays the graph
-        name.
+        ``kind`` ('zarr', 'zarr-array', 'zarr-group', 'xarray', 'dask' or 'numpy')
+        and what identifies it: location, array names, shapes, chunks and dtypes;
+        for local stores the number of files, their bytes and the newest
+        modification time; for numpy arrays up to ``HASH_LIMIT_BYTES`` a SHA-256 of
+        the values; for dask arrays the graph name.  A ``daskgmm.io.RowView``
+        opened from a store gives the store's fingerprint (with the variables
+        used), any other its array's; both add ``rows`` (samples, features,
+        sample dimensions, number of row chunks).
     """
     if isinstance(X, (str, os.PathLike)):
         return _store_fingerprint(os.fspath(X))
@@ -114,11 +121,52 @@ def data_fingerprint(X) -> dict:
             },
         }
     if module.startswith("daskgmm.io"):
-        return {**data_fingerprint(X.data), "kind": "rows", "sample_dims": list(X.sample_dims)}
+        return _rows_fingerprint(X)
     if hasattr(X, "dask") and hasattr(X, "chunks"):
         return {"kind": "dask", "name": X.name, **_array_info(X.shape, X.chunks, X.dtype)}
     X = np.asarray(X)
     out = {"kind": "numpy", "shape": [int(n) for n in X.shape], "dtype": X.dtype.name}
-    if X.nbytes <= HASH_LIMIT_BYTES:
-        out["sha256"] = hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+    if X.nbytes <= HASH_LIMIT_BYTES and X.dtype.kind in "biuf":
+        out["sha256"] = hashlib.sha256(memoryview(np.ascontiguousarray(X))).hexdigest()
     return out
+
+
+def _rows_fingerprint(view) -> dict:
+    """A ``daskgmm.io.RowView``: its store (when opened from one) and its rows."""
+    source = view.source or {}
+    location = source.get("location")
+    base = _store_fingerprint(location) if location else data_fingerprint(view.data)
+    if location:
+        base["variables"] = source.get("variables")
+    return {
+        **base,
+        "rows": {
+            "n_samples": int(view.data.shape[0]),
+            "n_features": int(view.data.shape[1]),
+            "sample_dims": [str(d) for d in view.sample_dims],
+            "row_chunks": len(view.data.chunks[0]),
+        },
+    }
+
+
+def training_data_fingerprint(X) -> dict:
+    """:func:`data_fingerprint` for a model's metadata; never fails a fit.
+
+    Parameters
+    ----------
+    X
+        What ``fit`` or ``partial_fit`` was given.
+
+    Returns
+    -------
+    dict
+        The fingerprint plus ``recorded`` (UTC time); when ``X`` cannot be
+        described, ``kind`` is its type name and ``error`` says why.
+    """
+    recorded = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    try:
+        out = data_fingerprint(X)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        logger.warning("could not fingerprint the training data: %s", exc)
+        out = {"kind": type(X).__name__, "error": str(exc)}
+    return {**out, "recorded": recorded}

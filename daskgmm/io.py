@@ -78,6 +78,10 @@ class RowView:
     feature_names : list or None
     attrs : dict
         The source's attributes.
+    source : dict or None
+        Where the rows were read from, for stores opened by path or URL:
+        ``{"location": ..., "variables": ...}`` (recorded in saved models'
+        training-data fingerprints).
     """
 
     data: da.Array
@@ -87,6 +91,7 @@ class RowView:
     is_xarray: bool = False
     feature_names: list | None = None
     attrs: dict = field(default_factory=dict)
+    source: dict | None = None
 
     @property
     def sample_shape(self) -> tuple:
@@ -314,8 +319,11 @@ def _open_store(source, variables, storage_options, chunks, feature_dim, feature
     if isinstance(node, zarr.Array):
         if variables is not None:
             raise ValueError(f"{location!r} is a single array; it has no variable {variables!r}.")
-        return _from_zarr_array(node, chunks, feature_dim, feature_axis, fill)
-    return _from_group(node, variables, chunks, feature_dim, feature_axis, fill, location)
+        view = _from_zarr_array(node, chunks, feature_dim, feature_axis, fill)
+    else:
+        view = _from_group(node, variables, chunks, feature_dim, feature_axis, fill, location)
+    view.source = {"location": location, "variables": variables}
+    return view
 
 
 def _from_group(group, variables, chunks, feature_dim, feature_axis, fill, location=None):

@@ -30,6 +30,7 @@ from ._validation import (
     check_feature_count,
     validate_parameters,
 )
+from .fingerprint import training_data_fingerprint
 from .model_store import StoredModel, register_model
 
 logger = logging.getLogger(__name__)
@@ -273,6 +274,10 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
     lower_bounds_ : list of float
         The lower bound at every iteration of the best run.
     n_features_in_ : int
+    training_data_ : dict
+        Fingerprint of the data of the last ``fit`` (store location, shapes,
+        chunks, dtypes, modification state; see
+        :func:`daskgmm.fingerprint.data_fingerprint`), saved with the model.
 
     Notes
     -----
@@ -362,6 +367,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             _performance_report(performance_report, self.scheduler),
         ):
             self._fit(X, sample_weight, checkpoint)
+        self.training_data_ = training_data_fingerprint(X)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):

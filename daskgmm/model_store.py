@@ -3,7 +3,8 @@
 A saved model is a directory::
 
     model.json     schema version, class name, constructor parameters (the JSON-able
-                   ones), scalar fitted attributes, estimator-specific state
+                   ones), scalar fitted attributes (among them ``training_data_``,
+                   the fingerprint of the training data), estimator-specific state
                    (e.g. the online step counters), daskgmm version, creation time,
                    and a manifest (shape, dtype, SHA-256) of the arrays
     arrays.npz     fitted arrays (and array-valued parameters, and e.g. the online
@@ -177,6 +178,32 @@ def _read_meta(path: Path) -> dict:
     return meta
 
 
+def read_metadata(path) -> dict:
+    """The metadata (``model.json``) of a saved model, its schema version checked.
+
+    Reads no arrays: use :func:`load` to check a model whole.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model directory.
+
+    Returns
+    -------
+    dict
+        ``schema_version``, ``class``, ``daskgmm_version``, ``created``,
+        ``params``, ``params_not_saved``, ``fitted`` (scalar fitted attributes,
+        among them ``training_data_``, the training data's fingerprint),
+        ``state``, ``arrays`` (name -> shape and dtype) and ``arrays_sha256``.
+
+    Raises
+    ------
+    ModelFileError
+        If ``path`` holds no readable model metadata of this schema version.
+    """
+    return _read_meta(readable_directory(path) or Path(path))
+
+
 def _read_arrays(path: Path, meta: dict) -> dict:
     data = (path / ARRAYS_FILE).read_bytes() if (path / ARRAYS_FILE).is_file() else None
     if data is None:
@@ -235,6 +262,9 @@ def _check_mixture(model, path: Path) -> None:
         raise ModelFileError(f"{path}: n_features_in_ does not match means_")
     if not math.isclose(float(model.weights_.sum()), 1.0, abs_tol=1e-8):
         raise ModelFileError(f"{path}: weights_ do not sum to 1")
+    training_data = getattr(model, "training_data_", {})
+    if not isinstance(training_data, dict):
+        raise ModelFileError(f"{path}: training_data_ should be a JSON object (a fingerprint)")
 
 
 def load(path):

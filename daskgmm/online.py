@@ -43,6 +43,7 @@ from ._validation import (
     check_feature_count,
     validate_parameters,
 )
+from .fingerprint import training_data_fingerprint
 from .mixture import iteration_statistics
 from .model_store import ModelFileError, StoredModel, register_model
 
@@ -218,6 +219,9 @@ init_sample_size, chunk_rows, split_every
         Mini-batches the warm-up took (None while it lasts).
     n_passes_ : int
         Passes over the data made by the last ``fit``.
+    training_data_ : dict
+        Fingerprint of the data of the last ``fit`` or ``partial_fit`` call (see
+        :func:`daskgmm.fingerprint.data_fingerprint`), saved with the model.
     """
 
     def __init__(
@@ -380,6 +384,7 @@ init_sample_size, chunk_rows, split_every
             if self.final_batch_pass:
                 self._batch_em_pass(rows)
         self.n_passes_ = self.max_passes + int(self.final_batch_pass)
+        self.training_data_ = training_data_fingerprint(X)
         return self
 
     def _batch_em_pass(self, rows: RowChunks) -> None:
@@ -413,6 +418,7 @@ init_sample_size, chunk_rows, split_every
                 self._initialise(rows, check_random_state(self.random_state))
             for chunk_ids in batches:
                 self._step(rows, chunk_ids)
+        self.training_data_ = training_data_fingerprint(X)
         return self
 
     @contextmanager
