@@ -16,7 +16,7 @@ import sys
 from ._common import EXIT_ERROR, EXIT_NOT_CONVERGED, EXIT_USAGE, NotConvergedExit, error
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("_legacy",)
+COMMANDS = ("make_data", "fit", "predict", "score", "select", "info", "demo", "pipeline")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,173 @@
+"""``daskgmm fit INPUT --model OUT``: fit a mixture to a store and save it."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ._common import (
+    NotConvergedExit,
+    UsageError,
+    add_cluster_options,
+    add_estimator_options,
+    add_input_options,
+    add_output_options,
+    check_new_output,
+    check_plot_path,
+    compute_session,
+    converged,
+    describe_input,
+    fit_model,
+    make_estimator,
+    open_input,
+    print_json,
+    say,
+    warn,
+)
+
+#: Rows drawn for the plot.
+PLOT_ROWS = 5_000
+#: Row chunks read at most to draw them.
+PLOT_CHUNKS = 16
+
+
+def sample_rows(data, n_rows: int = PLOT_ROWS, seed: int = 0) -> np.ndarray:
+    """Up to ``n_rows`` rows of a dask array, from a few randomly chosen row chunks.
+
+    Reads whole chunks (at most :data:`PLOT_CHUNKS`, in one ``compute``) rather
+    than scattered rows, so that a sample costs a few chunk reads, not a pass.
+    """
+    import dask
+
+    rng = np.random.default_rng(seed)
+    row_chunks = data.chunks[0]
+    picked, total = [], 0
+    for index in rng.permutation(len(row_chunks)):
+        picked.append(int(index))
+        total += row_chunks[index]
+        if total >= n_rows or len(picked) >= PLOT_CHUNKS:
+            break
+    blocks = dask.compute(*(data.blocks[i] for i in sorted(picked)))
+    rows = np.concatenate(blocks, axis=0)
+    if len(rows) > n_rows:
+        rows = rows[np.sort(rng.choice(len(rows), n_rows, replace=False))]
+    return rows
+
+
+def model_summary(model) -> dict:
+    """The fitted scalars a summary reports."""
+    out = {
+        "class": type(model).__name__,
+        "n_components": int(model.n_components),
+        "covariance_type": model.covariance_type,
+        "n_features": int(model.n_features_in_),
+        "lower_bound": float(model.lower_bound_),
+        "converged": converged(model),
+        "weights": [round(float(w), 6) for w in model.weights_],
+    }
+    if hasattr(model, "n_iter_"):
+        out["n_iter"] = int(model.n_iter_)
+    if hasattr(model, "n_batches_seen_"):
+        out["n_batches_seen"] = int(model.n_batches_seen_)
+        out["n_samples_seen"] = int(model.n_samples_seen_)
+    return out
+
+
+def describe_fit(model) -> str:
+    """'converged after 12 iterations; mean log-likelihood -6.123456'."""
+    if hasattr(model, "n_batches_seen_"):
+        return (
+            f"{model.n_batches_seen_} mini-batches ({model.n_samples_seen_:,} rows); running "
+            f"mean log-likelihood {model.lower_bound_:.6f}"
+        )
+    state = "converged" if model.converged_ else "did NOT converge"
+    return (
+        f"{state} after {model.n_iter_} iteration{'s' * (model.n_iter_ != 1)}; mean "
+        f"log-likelihood {model.lower_bound_:.6f}"
+    )
+
+
+def not_converged_message(model) -> str:
+    return (
+        f"the fit did not converge in {model.n_iter_} iteration{'s' * (model.n_iter_ != 1)} "
+        f"(tol {model.tol:g}); "
+        "increase --max-iter or --tol, or try --n-init/--init-params"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    check_new_output(args.model, args.overwrite, "--model", kind="model")
+    check_plot_path(args.plot)
+    if args.checkpoint is not None and args.online:
+        raise UsageError("--checkpoint applies to batch EM; drop it or drop --online.")
+    view = open_input(args)
+    model = make_estimator(args, args.n_components)
+    if view.n_samples < args.n_components:
+        raise UsageError(
+            f"INPUT {args.input!r} has {view.n_samples} rows, fewer than --n-components "
+            f"{args.n_components}; lower -k."
+        )
+    say(args, f"INPUT {args.input}: {describe_input(view)}")
+    sample = None
+    with compute_session(args):
+        seconds, _ = fit_model(model, view, args.checkpoint)
+        if args.plot:
+            sample = sample_rows(view.data, seed=args.random_state or 0)
+    is_converged = converged(model)
+    say(
+        args,
+        f"fitted {type(model).__name__} (K={model.n_components}, {model.covariance_type}) "
+        f"in {seconds:.1f} s: {describe_fit(model)}",
+    )
+    if is_converged is False:
+        if args.require_converged:
+            raise NotConvergedExit(
+                not_converged_message(model) + "; the model was not saved (--require-converged)."
+            )
+        warn(args, not_converged_message(model))
+    model.save(args.model)
+    say(args, f"model saved to {args.model}")
+    if args.plot:
+        from ..plotting import plot_fit
+
+        plot_fit(model, sample, args.plot, title=f"daskgmm fit {args.input}")
+        say(args, f"plot written to {args.plot}")
+    print_json(
+        args,
+        {
+            "command": "fit",
+            "input": args.input,
+            "model": args.model,
+            "n_samples": view.n_samples,
+            **model_summary(model),
+            "seconds": round(seconds, 3),
+            "plot": args.plot,
+        },
+    )
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``fit``."""
+    parser = sub.add_parser(
+        "fit",
+        help="fit a Gaussian mixture to a Zarr store and save the model",
+        description="Fit a Gaussian mixture by EM (one pass over the data per iteration; "
+        "--online for stepwise EM in one or two passes) and save it as a model directory "
+        "(JSON + arrays, with the training data's fingerprint).",
+    )
+    add_input_options(parser)
+    parser.add_argument(
+        "--model", required=True, metavar="OUT", help="directory to save the fitted model in"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing model")
+    parser.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="write the convergence curve and the components over a data sample (needs matplotlib)",
+    )
+    add_estimator_options(parser)
+    add_output_options(parser)
+    add_cluster_options(parser)
+    parser.set_defaults(func=run)

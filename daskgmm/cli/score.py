@@ -1,0 +1,91 @@
+"""``daskgmm score MODEL INPUT``: mean log-likelihood per sample, BIC and AIC."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from ._common import (
+    add_cluster_options,
+    add_input_options,
+    add_output_options,
+    check_feature_count,
+    compute_session,
+    describe_input,
+    load_model,
+    open_input,
+    print_json,
+    say,
+)
+
+
+def criteria(model, rows) -> dict:
+    """Mean log-likelihood, rows scored, BIC and AIC of ``model`` on ``rows``: one pass.
+
+    Equal to ``model.score``, ``model.bic`` and ``model.aic`` (which would make a
+    pass each).
+    """
+    mean, n = model._mean_score(rows)
+    n_parameters = model._n_parameters()
+    total = mean * n
+    return {
+        "mean_log_likelihood": mean,
+        "log_likelihood": total,
+        "n_scored": n,
+        "n_parameters": n_parameters,
+        "bic": -2 * total + n_parameters * math.log(n) if n else math.nan,
+        "aic": -2 * total + 2 * n_parameters,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    view = open_input(args)
+    check_feature_count(model, view, args)
+    if args.nan_policy is not None:
+        model.nan_policy = args.nan_policy
+    say(args, f"INPUT {args.input}: {describe_input(view)}")
+    start = time.perf_counter()
+    with compute_session(args):
+        result = criteria(model, view.data)
+    seconds = time.perf_counter() - start
+    omitted = view.n_samples - result["n_scored"]
+    say(
+        args,
+        f"mean log-likelihood per sample {result['mean_log_likelihood']:.6f} over "
+        f"{result['n_scored']:,} rows"
+        + (f" ({omitted:,} rows with NaN/inf left out)" if omitted else ""),
+    )
+    say(
+        args,
+        f"BIC {result['bic']:.6g}  AIC {result['aic']:.6g}  "
+        f"({result['n_parameters']} free parameters; lower is better)  [{seconds:.1f} s]",
+    )
+    print_json(
+        args,
+        {
+            "command": "score",
+            "model": args.model,
+            "input": args.input,
+            **result,
+            "n_samples": view.n_samples,
+            "seconds": round(seconds, 3),
+        },
+    )
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``score``."""
+    parser = sub.add_parser(
+        "score",
+        help="mean log-likelihood per sample (and BIC, AIC) of a saved model on a store",
+        description="Score a saved model on a store in one pass: the mean log-likelihood per "
+        "sample (scikit-learn's score), the total, BIC and AIC.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a model directory (daskgmm fit --model)")
+    add_input_options(parser)
+    add_output_options(parser)
+    add_cluster_options(parser)
+    parser.set_defaults(func=run)

@@ -1,0 +1,204 @@
+"""``daskgmm select INPUT --k 1..12``: fit every K, tabulate BIC/AIC, pick the best."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+from ._common import (
+    NotConvergedExit,
+    UsageError,
+    add_cluster_options,
+    add_estimator_options,
+    add_input_options,
+    add_output_options,
+    check_new_output,
+    check_plot_path,
+    compute_session,
+    converged,
+    describe_input,
+    fit_model,
+    k_values,
+    make_estimator,
+    open_input,
+    print_json,
+    say,
+    warn,
+)
+from .score import criteria
+
+#: Columns of the curve written by ``--out`` (CSV header, JSON keys).
+COLUMNS = (
+    "k",
+    "mean_log_likelihood",
+    "log_likelihood",
+    "bic",
+    "aic",
+    "n_parameters",
+    "n_scored",
+    "n_iter",
+    "converged",
+    "lower_bound",
+    "seconds",
+)
+OUT_FORMATS = (".json", ".csv")
+
+
+def best_row(table: list[dict], criterion: str) -> dict:
+    """The row with the lowest criterion (the smallest K among equals)."""
+    finite = [row for row in table if math.isfinite(row[criterion])]
+    if not finite:
+        raise UsageError(f"no fit gave a finite {criterion.upper()}; check the data.")
+    return min(finite, key=lambda row: (row[criterion], row["k"]))
+
+
+def format_table(table: list[dict], best_k: int) -> str:
+    """The table printed to the user, the best K starred."""
+    header = (
+        f"{'K':>4}  {'log-lik/sample':>15}  {'BIC':>14}  {'AIC':>14}  {'iter':>5}  "
+        f"{'converged':>9}  {'seconds':>7}"
+    )
+    lines = [header]
+    for row in table:
+        state = {True: "yes", False: "NO", None: "-"}[row["converged"]]
+        n_iter = "-" if row["n_iter"] is None else str(row["n_iter"])
+        lines.append(
+            f"{row['k']:>3}{'*' if row['k'] == best_k else ' '}  "
+            f"{row['mean_log_likelihood']:>15.6f}  {row['bic']:>14.2f}  {row['aic']:>14.2f}  "
+            f"{n_iter:>5}  {state:>9}  {row['seconds']:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def write_curve(path: str, table: list[dict], summary: dict) -> None:
+    """The table as JSON (with the summary) or CSV, by the file name's ending."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        if path.lower().endswith(".csv"):
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            for row in table:
+                writer.writerow({k: ("" if row[k] is None else row[k]) for k in COLUMNS})
+        else:
+            json.dump({**summary, "table": table}, f, indent=1)
+            f.write("\n")
+    os.replace(tmp, path)
+
+
+def _check_out(path: str | None) -> None:
+    if path is None:
+        return
+    if Path(path).suffix.lower() not in OUT_FORMATS:
+        raise UsageError(f"--out {path!r}: give a file name ending in .json or .csv.")
+    if not Path(path).resolve().parent.is_dir():
+        raise UsageError(f"--out {path!r}: its directory does not exist; create it first.")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_out(args.out)
+    check_plot_path(args.plot)
+    if args.model is not None:
+        check_new_output(args.model, args.overwrite, "--model", kind="model")
+    if args.checkpoint is not None and args.online:
+        raise UsageError("--checkpoint applies to batch EM; drop it or drop --online.")
+    view = open_input(args)
+    models = {k: make_estimator(args, k) for k in args.k}
+    too_many = [k for k in args.k if k > view.n_samples]
+    if too_many:
+        raise UsageError(
+            f"INPUT {args.input!r} has {view.n_samples} rows; --k asks for up to "
+            f"{max(too_many)} components: lower it."
+        )
+    say(args, f"INPUT {args.input}: {describe_input(view)}")
+    table, best_model = [], None
+    with compute_session(args):
+        for k, model in models.items():
+            checkpoint = None if args.checkpoint is None else os.path.join(args.checkpoint, f"k{k}")
+            seconds, _ = fit_model(model, view, checkpoint)
+            row = {
+                "k": k,
+                **criteria(model, view.data),
+                "n_iter": getattr(model, "n_iter_", None),
+                "converged": converged(model),
+                "lower_bound": float(model.lower_bound_),
+                "seconds": round(seconds, 3),
+            }
+            table.append({name: row[name] for name in COLUMNS})
+            say(
+                args,
+                f"K={k}: mean log-likelihood {row['mean_log_likelihood']:.6f}, "
+                f"BIC {row['bic']:.6g}, AIC {row['aic']:.6g}",
+            )
+            models[k] = model
+    best = best_row(table, args.criterion)
+    best_model = models[best["k"]]
+    print(format_table(table, best["k"]), flush=True) if not args.quiet else None
+    say(args, f"best K by {args.criterion.upper()}: {best['k']} (starred)")
+    not_converged = [row["k"] for row in table if row["converged"] is False]
+    if not_converged:
+        message = (
+            f"the fits for K = {', '.join(map(str, not_converged))} did not converge; "
+            "increase --max-iter or --tol"
+        )
+        if args.require_converged:
+            raise NotConvergedExit(message + "; nothing was written (--require-converged).")
+        warn(args, message)
+    summary = {
+        "command": "select",
+        "input": args.input,
+        "n_samples": view.n_samples,
+        "criterion": args.criterion,
+        "best_k": best["k"],
+        "covariance_type": args.covariance_type,
+        "online": bool(args.online),
+    }
+    if args.out:
+        write_curve(args.out, table, summary)
+        say(args, f"curve written to {args.out}")
+    if args.plot:
+        from ..plotting import plot_selection
+
+        plot_selection(table, args.plot, args.criterion)
+        say(args, f"plot written to {args.plot}")
+    if args.model:
+        best_model.save(args.model)
+        say(args, f"model with K={best['k']} saved to {args.model}")
+    print_json(
+        args,
+        {**summary, "out": args.out, "plot": args.plot, "model": args.model, "table": table},
+    )
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``select``."""
+    parser = sub.add_parser(
+        "select",
+        help="fit each number of components, tabulate BIC/AIC and pick the best",
+        description="Fit a mixture for each K with the same options, score each fit on the "
+        "data (one more pass) and print K, the mean log-likelihood per sample, BIC, AIC, "
+        "iterations and convergence; the K with the lowest criterion is starred.",
+    )
+    add_input_options(parser)
+    parser.add_argument(
+        "--k",
+        type=k_values,
+        default=k_values("1..8"),
+        metavar="KS",
+        help="component counts: a range 1..12, a list 2,4,8, or both 1..4,8 (default 1..8)",
+    )
+    parser.add_argument("--criterion", choices=("bic", "aic"), default="bic")
+    parser.add_argument(
+        "--out", metavar="FILE", help="write the table as .json (with the best K) or .csv"
+    )
+    parser.add_argument("--plot", metavar="PNG", help="plot BIC and AIC against K")
+    parser.add_argument("--model", metavar="OUT", help="save the best model in this directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --model")
+    add_estimator_options(parser, n_components=False)
+    add_output_options(parser)
+    add_cluster_options(parser)
+    parser.set_defaults(func=run)
