@@ -346,6 +346,36 @@ _MAHALANOBIS = {
 }
 
 
+def softmax_columns(resp: np.ndarray):
+    """Softmax over the components of component-major log-probabilities, in place.
+
+    Parameters
+    ----------
+    resp : ndarray of shape (K, n)
+        Log-probabilities; overwritten with the probabilities.
+
+    Returns
+    -------
+    resp : ndarray of shape (K, n)
+        The same array: probabilities, NaN for rows that are all ``-inf`` or hold NaN.
+    lse : ndarray of shape (n,)
+        Per row ``log(sum(exp(.)))``; not finite for such rows.
+    """
+    top = resp.max(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        resp -= top
+        # Probabilities below exp(-700) ~ 1e-304 become exact zeros: as subnormal
+        # numbers (and through the products of the statistics) they cost x86 CPUs
+        # ~100 cycles per operation, and no sum of weights can see them.
+        np.putmask(resp, resp < UNDERFLOW, -np.inf)
+        np.exp(resp, out=resp)
+        total = resp.sum(axis=0)
+        resp /= total
+        lse = np.log(total)
+    lse += top
+    return resp, lse
+
+
 def softmax_components(a: np.ndarray, out: np.ndarray | None = None):
     """Softmax over components and log-sum-exp, with one ``exp``.
 
@@ -369,19 +399,7 @@ def softmax_components(a: np.ndarray, out: np.ndarray | None = None):
     resp = np.ascontiguousarray(a.T) if out is None else out
     if out is not None:
         np.copyto(resp, a.T)
-    top = resp.max(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        resp -= top
-        # Probabilities below exp(-700) ~ 1e-304 become exact zeros: as subnormal
-        # numbers (and through the products of the statistics) they cost x86 CPUs
-        # ~100 cycles per operation, and no sum of weights can see them.
-        np.putmask(resp, resp < UNDERFLOW, -np.inf)
-        np.exp(resp, out=resp)
-        total = resp.sum(axis=0)
-        resp /= total
-        lse = np.log(total)
-    lse += top
-    return resp, lse
+    return softmax_columns(resp)
 
 
 def logsumexp_rows(a: np.ndarray) -> np.ndarray:

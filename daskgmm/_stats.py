@@ -24,9 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._kernels import LogDensity, Workspace, block_rows, precision_cholesky, softmax_components
+from ._quadratic import QuadraticEStep, quadratic_block_rows, worthwhile
 from ._validation import bad_rows_error, check_sample_weight_values
 
 EPS = float(np.finfo(np.float64).eps)
+#: Covariance types whose E-step uses the quadratic-feature kernel.
+QUADRATIC_TYPES = ("full", "tied")
 
 
 @dataclass
@@ -165,15 +168,21 @@ _M2_CROSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 # Responsibilities arrive component-major, shape (K, n): row-wise reductions over
 # K=8 columns are slow in numpy, reductions across K rows of length n are not.
 def _raw_m2_full(resp, xc, s1, nk_safe, ws):
-    # One (D, n) @ (n, D) product per component: the scaled copy of the block
-    # stays in cache, which measured faster than one (K*D, n) @ (n, D) product.
+    # Centred on each component's own mean, as scikit-learn does for 'full': the
+    # raw-moment shortcut sum r x x^T - s1 s1^T / n_k would cancel catastrophically
+    # for a tight component far from the chunk's centre.  One (D, n) @ (n, D)
+    # product per component: the scaled copy of the block stays in cache, which
+    # measured faster than one (K*D, n) @ (n, D) product.
     xt = ws.array("transposed", xc.T.shape)
     np.copyto(xt, xc.T)
+    diff = ws.array("diff", xt.shape)
     scaled = ws.array("scaled", xt.shape)
-    raw = np.empty((resp.shape[0], xc.shape[1], xc.shape[1]))
+    m2 = np.empty((resp.shape[0], xc.shape[1], xc.shape[1]))
+    means = s1 / nk_safe[:, None]
     for k in range(resp.shape[0]):
-        np.matmul(np.multiply(xt, resp[k], out=scaled), xc, out=raw[k])
-    return raw - s1[:, :, None] * s1[:, None, :] / nk_safe[:, None, None]
+        np.subtract(xt, means[k][:, None], out=diff)
+        np.matmul(np.multiply(diff, resp[k], out=scaled), diff.T, out=m2[k])
+    return m2
 
 
 def _raw_m2_tied(resp, xc, s1, nk_safe, ws):
@@ -300,10 +309,13 @@ def chunk_stats(
 
     The chunk is processed in cache-sized blocks of rows, centred on one point of
     the chunk (the mean of its first block) and computed in float64; blocks are
-    merged with :meth:`SufficientStats.merge`.  Rows with a non-finite value are
-    counted and left out.  Under an E-step they are found from the per-row
-    log-likelihood, which they make non-finite, so clean blocks cost no extra
-    check (a finite row whose density overflows counts as bad too).
+    merged with :meth:`SufficientStats.merge`.  An E-step of a 'full' or 'tied'
+    mixture uses the quadratic-feature kernel (:mod:`daskgmm._quadratic`) on
+    every block whose rounding-error bound allows it, and the whitening kernel
+    otherwise.  Rows with a non-finite value are counted and left out.  Under an
+    E-step they are found from the per-row log-likelihood, which they make
+    non-finite, so clean blocks cost no extra check (a finite row whose density
+    overflows counts as bad too).
 
     Parameters
     ----------
@@ -325,52 +337,112 @@ def chunk_stats(
     out = SufficientStats.empty(cov_type, n_components, X.shape[1])
     if sample_weight is not None:
         check_sample_weight_values(np.asarray(sample_weight), f" in row chunk {chunk_index}")
-    shift = None
+    use_quadratic = (
+        isinstance(responsibilities, EStep)
+        and cov_type in QUADRATIC_TYPES
+        and worthwhile(n_components, X.shape[1])
+    )
+    if use_quadratic:
+        step = quadratic_block_rows(X.shape[1])
+    else:
+        step = block_rows(n_components, X.shape[1], cov_type)
+    shift = quadratic = None
+    n_bad = 0
     workspace = Workspace()
-    step = block_rows(n_components, X.shape[1], cov_type)
     for start in range(0, X.shape[0], step):
         stop = min(start + step, X.shape[0])
         rows = np.asarray(X[start:stop])
-        if rows.dtype != np.float64:  # float32 data are computed in float64
-            converted = workspace.array("rows", rows.shape)
-            converted[...] = rows
-            rows = converted
         weights = None
         if sample_weight is not None:
             weights = np.asarray(sample_weight[start:stop], dtype=np.float64)
         if shift is None:
-            shift = _finite_shift(rows)
-        good = None
-        if not isinstance(responsibilities, EStep) or shift is None:
-            good = np.isfinite(rows).all(axis=1)
-        else:
-            xc = np.subtract(rows, shift, out=workspace.array("centred", rows.shape))
-            resp, lse = assign(xc, shift, start, stop, None, workspace)
-            if not np.isfinite(lse).all():
-                good = np.isfinite(lse) & np.isfinite(rows).all(axis=1)
-        if good is not None:
-            n_bad = int(rows.shape[0] - np.count_nonzero(good))
-            if n_bad:
-                rows = rows[good]
-                weights = None if weights is None else weights[good]
-                out.n_bad += n_bad
-                out.n_rows += n_bad
-                out.bad_chunks[chunk_index] = out.bad_chunks.get(chunk_index, 0) + n_bad
-            else:
-                good = None
-            if not rows.shape[0]:
-                continue
-            xc = np.subtract(rows, shift, out=workspace.array("centred", rows.shape))
-            resp, lse = assign(xc, shift, start, stop, good, workspace)
-        wsum = float(rows.shape[0])
-        if weights is not None:
-            resp = resp * weights
-            wsum = float(weights.sum())
-        loglik = 0.0
-        if lse is not None:
-            loglik = float(lse.sum() if weights is None else lse @ weights)
-        out = out.merge(_centred_stats(xc, shift, resp, cov_type, loglik, wsum, workspace))
+            shift = _finite_shift(np.asarray(rows, dtype=np.float64))
+            if shift is not None and use_quadratic:
+                quadratic = QuadraticEStep(responsibilities.log_density, shift)
+        block = None
+        if quadratic is not None:
+            block = _quadratic_block(quadratic, rows, weights, workspace)
+        if block is None:
+            block = _general_block(rows, weights, shift, assign, out, start, workspace)
+            n_bad += block.n_bad
+        out = out.merge(block)
+    if n_bad:
+        out.bad_chunks = {chunk_index: n_bad}
     return out
+
+
+def _quadratic_block(quadratic: QuadraticEStep, rows, weights, workspace):
+    """A block's statistics by the quadratic-feature kernel, or None if it can't."""
+    z = quadratic.features(rows, workspace)
+    if z is None:
+        return None
+    parts = quadratic.block_stats(z, weights, workspace)
+    if parts is None:
+        return None
+    nk, first, raw, log_likelihood, weight_sum = parts
+    nk_safe = np.where(nk > 0, nk, 1.0)
+    if quadratic.covariance_type == "tied":
+        m2 = raw - (first / nk_safe[:, None]).T @ first
+    else:
+        m2 = raw - first[:, :, None] * first[:, None, :] / nk_safe[:, None, None]
+    means = first / nk_safe[:, None] + quadratic.shift
+    return SufficientStats(
+        quadratic.covariance_type, nk, means, m2, log_likelihood, weight_sum, rows.shape[0]
+    )
+
+
+def _general_block(rows, weights, shift, assign, like, start, ws) -> SufficientStats:
+    """A block's statistics by the row-major kernels; counts and drops bad rows.
+
+    ``like`` is statistics of the same type and shape (the chunk's so far).
+    """
+    n_rows, n_features = rows.shape
+    cov_type, n_components = like.covariance_type, like.nk.shape[0]
+    if shift is None:  # no finite row seen yet: all of these are bad
+        return _bad_block(cov_type, n_components, n_features, n_rows)
+    if rows.dtype != np.float64:  # float32 data are computed in float64
+        converted = ws.array("rows", rows.shape)
+        converted[...] = rows
+        rows = converted
+    stop = start + n_rows
+    good = lse = None
+    if isinstance(assign, EStep):
+        xc = np.subtract(rows, shift, out=ws.array("centred", rows.shape))
+        with np.errstate(invalid="ignore", over="ignore"):  # bad rows are found next
+            resp, lse = assign(xc, shift, start, stop, None, ws)
+        if not np.isfinite(lse).all():
+            good = np.isfinite(lse) & np.isfinite(rows).all(axis=1)
+    else:
+        good = np.isfinite(rows).all(axis=1)
+    n_bad = 0
+    if good is not None:
+        n_bad = n_rows - int(np.count_nonzero(good))
+        if n_bad == n_rows:
+            return _bad_block(cov_type, n_components, n_features, n_rows)
+        if n_bad:
+            rows = rows[good]
+            weights = None if weights is None else weights[good]
+        else:
+            good = None
+        xc = np.subtract(rows, shift, out=ws.array("centred", rows.shape))
+        resp, lse = assign(xc, shift, start, stop, good, ws)
+    wsum = float(rows.shape[0])
+    if weights is not None:
+        resp = resp * weights
+        wsum = float(weights.sum())
+    loglik = 0.0
+    if lse is not None:
+        loglik = float(lse.sum() if weights is None else lse @ weights)
+    block = _centred_stats(xc, shift, resp, cov_type, loglik, wsum, ws)
+    block.n_bad = n_bad
+    block.n_rows += n_bad
+    return block
+
+
+def _bad_block(cov_type, n_components, n_features, n_bad) -> SufficientStats:
+    block = SufficientStats.empty(cov_type, n_components, n_features)
+    block.n_bad = block.n_rows = n_bad
+    return block
 
 
 def raise_for_bad_rows(stats: SufficientStats) -> None:

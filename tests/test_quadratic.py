@@ -1,0 +1,131 @@
+"""The quadratic-feature E-step kernel of 'full'/'tied' mixtures.
+
+It must give the statistics the whitening kernel gives (to rounding), hand blocks
+it cannot do accurately back to the whitening kernel, and keep daskgmm equal to
+scikit-learn on a problem where it is used (K=8, D=16).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+import daskgmm._stats as stats_module
+from daskgmm import GaussianMixture
+from daskgmm._kernels import LogDensity, Workspace, precision_cholesky
+from daskgmm._quadratic import TOLERANCE, QuadraticEStep, worthwhile
+from daskgmm._stats import EStep, chunk_stats
+
+K, D = 8, 16
+
+
+def _mixture(cov_type: str, seed: int = 0, spread: float = 0.2):
+    rng = np.random.default_rng(seed)
+    means = 3.0 * rng.standard_normal((K, D))
+    factors = spread * rng.standard_normal((K, D, D))
+    covariances = factors @ np.swapaxes(factors, 1, 2) + np.eye(D)
+    if cov_type == "tied":
+        covariances = covariances[0]
+    weights = rng.dirichlet(np.ones(K))
+    prec_chol = precision_cholesky(covariances, cov_type)
+    return EStep(LogDensity(means, prec_chol, cov_type, weights)), means
+
+
+def _general_only(monkeypatch):
+    monkeypatch.setattr(stats_module, "QUADRATIC_TYPES", ())
+
+
+def _assert_same_stats(a, b, rtol=1e-11):
+    np.testing.assert_allclose(a.nk, b.nk, rtol=rtol)
+    np.testing.assert_allclose(a.means, b.means, rtol=rtol, atol=1e-12)
+    np.testing.assert_allclose(a.m2, b.m2, rtol=rtol, atol=rtol * np.abs(b.m2).max())
+    assert a.log_likelihood == pytest.approx(b.log_likelihood, rel=rtol)
+    assert (a.n_rows, a.n_bad, a.bad_chunks) == (b.n_rows, b.n_bad, b.bad_chunks)
+    assert a.weight_sum == pytest.approx(b.weight_sum, rel=1e-13)
+
+
+def test_used_where_it_pays():
+    assert worthwhile(8, 16) and worthwhile(4, 24)
+    assert not worthwhile(2, 16) and not worthwhile(8, 64)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_same_statistics_as_whitening(cov_type, dtype, weighted, monkeypatch):
+    estep, means = _mixture(cov_type)
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, K, 20_000)
+    X = (means[labels] + rng.standard_normal((20_000, D))).astype(dtype)
+    w = rng.uniform(0.0, 2.0, X.shape[0]) if weighted else None
+    fast = chunk_stats(X, estep, w, chunk_index=3)
+    _general_only(monkeypatch)
+    slow = chunk_stats(X, estep, w, chunk_index=3)
+    _assert_same_stats(fast, slow)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied"])
+def test_bad_rows_counted_as_by_whitening(cov_type, monkeypatch):
+    estep, means = _mixture(cov_type)
+    rng = np.random.default_rng(2)
+    X = means[rng.integers(0, K, 10_000)] + rng.standard_normal((10_000, D))
+    X[[5, 4000, 9999], [0, 3, 15]] = np.nan
+    X[7000, 2] = np.inf
+    fast = chunk_stats(X, estep, chunk_index=9)
+    assert fast.n_bad == 4 and fast.bad_chunks == {9: 4} and fast.n_rows == 10_000
+    _general_only(monkeypatch)
+    _assert_same_stats(fast, chunk_stats(X, estep, chunk_index=9))
+
+
+def test_inaccurate_blocks_go_to_whitening(monkeypatch):
+    # Components with spread 1e-4, 1e3 apart: expanding (x - a)^T L (x - a) would
+    # add terms ~1e14 to get ~16, so the kernel must decline these blocks.
+    rng = np.random.default_rng(3)
+    means = 1e3 * rng.standard_normal((K, D))
+    covariances = np.stack([1e-8 * np.eye(D)] * K)
+    prec_chol = precision_cholesky(covariances, "full")
+    estep = EStep(LogDensity(means, prec_chol, "full", np.full(K, 1.0 / K)))
+    labels = rng.integers(0, K, 5000)
+    X = means[labels] + 1e-4 * rng.standard_normal((5000, D))
+    quadratic = QuadraticEStep(estep.log_density, X[:100].mean(axis=0))
+    largest = float((np.square(X - quadratic.shift)).sum(axis=1).max())
+    assert quadratic.error_bound(largest) > TOLERANCE
+    assert quadratic.features(X, Workspace()) is None
+    calls = []
+    real = stats_module._general_block
+    monkeypatch.setattr(
+        stats_module, "_general_block", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    got = chunk_stats(X, estep)
+    assert len(calls) == 2  # both blocks of rows went to the whitening kernel
+    # and the second moments are right: against the exact, per-component ones
+    for k in range(K):
+        rows = X[labels == k].astype(np.longdouble)
+        centred = rows - rows.mean(axis=0)
+        exact = (centred.T @ centred).astype(np.float64)
+        np.testing.assert_allclose(got.m2[k], exact, rtol=0, atol=1e-7 * np.abs(exact).max())
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied"])
+def test_agrees_with_sklearn_at_k8_d16(cov_type):
+    rng = np.random.default_rng(4)
+    centres = 4.0 * rng.standard_normal((K, D))
+    X = centres[rng.integers(0, K, 12_000)] + rng.standard_normal((12_000, D))
+    start = {
+        "weights_init": np.full(K, 1.0 / K),
+        "means_init": centres + 0.5 * rng.standard_normal((K, D)),
+    }
+    common = {"covariance_type": cov_type, "tol": 1e-6, "max_iter": 30, **start}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = SkGaussianMixture(K, **common).fit(X)
+        ours = GaussianMixture(K, **common).fit(da.from_array(X, chunks=3000))
+    assert ours.n_iter_ == ref.n_iter_
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-7, atol=1e-12)
+    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-7)
