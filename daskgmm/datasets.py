@@ -210,6 +210,44 @@ def write_table(
     return da.from_zarr(target), truth
 
 
+def append_table(
+    store, n_rows: int, *, seed: int = 0, storage_options: dict | None = None
+) -> tuple[int, int]:
+    """Append ``n_rows`` rows, drawn from the mixture recorded in a table store, to it.
+
+    For trying scheduled pipelines: the store grows along its first axis as a
+    store of arriving measurements would.  The rows are drawn chunk by chunk
+    from a generator seeded by ``(seed, row count before the append)``.
+
+    Parameters
+    ----------
+    store : str or path
+        A table written by :func:`write_table` (or ``daskgmm make-data``).
+    n_rows : int
+    seed : int
+
+    Returns
+    -------
+    (int, int)
+        Rows before and after.
+    """
+    import zarr
+
+    store = os.fspath(store) if isinstance(store, os.PathLike) else store
+    target = zarr.open_array(store, mode="r+", **_store_kwargs(store, storage_options))
+    truth = MixtureTruth.from_attrs(target.attrs)
+    before, n_features = target.shape
+    step = target.chunks[0]
+    target.attrs["complete"] = False
+    target.resize((before + n_rows, n_features))
+    for start in range(0, n_rows, step):
+        stop = min(n_rows, start + step)
+        rows = _draw_chunk(truth, stop - start, (seed, before, start), target.dtype)
+        target[before + start : before + stop] = rows
+    target.attrs["complete"] = True
+    return before, before + n_rows
+
+
 def _draw_tile(block_info=None, *, truth, seed, dtype):
     info = block_info[None]
     shape = info["chunk-shape"]

@@ -1,0 +1,249 @@
+"""``daskgmm pipeline run SPEC`` and ``daskgmm pipeline status SPEC``.
+
+The runner is :mod:`daskgmm.pipeline`; this module turns its outcomes into lines
+for the user and exit codes: 0 a version was published or there was nothing new,
+2 a bad spec or input (the message names the key), 3 not converged with
+``--require-converged``, 75 another run of the spec holds its lock, 1 anything
+unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+
+from ._common import (
+    NotConvergedExit,
+    UsageError,
+    add_cluster_options,
+    add_output_options,
+    compute_session,
+    error,
+    print_json,
+    say,
+)
+
+_EPILOG = (
+    "exit codes: 0 published a version or nothing new, 2 bad spec or input, 3 not "
+    "converged (--require-converged), 75 another run of this spec is running, 1 "
+    "unexpected error"
+)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds (a number >= 0), got {text!r}"
+        ) from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``systemctl stop``, a timeout): ends the run as an interruption."""
+
+
+def _terminate(signum, frame):
+    raise Terminated("terminated by SIGTERM")
+
+
+def _check_cluster_options(args: argparse.Namespace) -> None:
+    """What the cluster options get wrong, found before the lock is taken."""
+    chosen = [n for n in ("scheduler", "scheduler_file", "workers") if getattr(args, n) is not None]
+    if len(chosen) > 1:
+        raise UsageError("Choose one of --scheduler, --scheduler-file and --workers.")
+    if args.report is not None and not chosen:
+        raise UsageError(
+            "--report needs a distributed cluster; add --workers N, --scheduler or "
+            "--scheduler-file."
+        )
+
+
+def _summary(record, spec) -> str:
+    if record.status == "nothing-new":
+        kept = record.current_version
+        return f"version {kept} stays published ({record.seconds:.1f} s)"
+    fit = f"{record.iterations} {'updates' if spec.mode == 'online' else 'iterations'}"
+    if record.converged is False:
+        fit += ", NOT converged"
+    current = spec.directory / "current"
+    return (
+        f"published version {record.version} in {record.seconds:.1f} s: "
+        f"{record.rows_processed:,} rows fitted ({spec.mode}, {fit}, mean log-likelihood "
+        f"{record.log_likelihood:.6f}), {record.rows_predicted:,} rows predicted.\n"
+        f"model: {current / 'model'}\npredictions: {current / 'predictions.zarr'}"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..pipeline import EXIT_BUSY, NotConvergedError, PipelineBusy, load_spec, run_pipeline
+
+    spec = load_spec(args.spec)
+    _check_cluster_options(args)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        record = run_pipeline(
+            spec,
+            wait=args.wait,
+            full=args.full,
+            require_converged=True if args.require_converged else None,
+            progress=not args.quiet and sys.stderr.isatty(),
+            session=lambda: compute_session(args),
+            notify=lambda message: say(args, message),
+        )
+    except PipelineBusy as busy:
+        error(str(busy))
+        print_json(args, busy.record.to_dict())
+        return EXIT_BUSY
+    except NotConvergedError as exc:
+        print_json(args, exc.record.to_dict())
+        raise NotConvergedExit(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    say(args, _summary(record, spec))
+    print_json(args, record.to_dict())
+    return 0
+
+
+def _cell(value, fmt: str = "") -> str:
+    if value is None:
+        return "-"
+    return format(value, fmt)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ..pipeline import pipeline_status
+
+    status = pipeline_status(args.spec, last=args.last)
+    if args.json:
+        print_json(args, status.to_dict())
+        return 0
+    spec = status.spec
+    print(f"pipeline {spec.name!r} (mode {spec.mode}), state in {spec.directory}")
+    published = status.published
+    if published is None:
+        print("published: nothing yet")
+    else:
+        source = published["source"]
+        print(
+            f"published: version {published['version']}, created {published['created']} "
+            f"({published['action']}: {published['reason']})"
+        )
+        print(
+            f"  {source['extent']:,} entries along {source['append_dim']!r}, "
+            f"{source['n_rows']:,} rows"
+        )
+        print(f"  model:       {spec.directory / 'current' / 'model'}")
+        print(f"  predictions: {spec.directory / 'current' / 'predictions.zarr'}")
+    print("versions kept: " + (", ".join(map(str, status.versions)) or "none"))
+    running = status.running
+    if running is not None:
+        if running.get("alive") is False:
+            print(
+                f"a run (pid {running.get('pid')}, started {running.get('start')}) stopped "
+                "without finishing; the next run records it and cleans up"
+            )
+        else:
+            print(
+                f"running now: pid {running.get('pid')} on {running.get('host')}, "
+                f"started {running.get('start')}"
+            )
+    if not status.runs:
+        print("no runs recorded")
+        return 0
+    print(f"last {len(status.runs)} runs:")
+    header = ("start (UTC)", "status", "action", "rows", "iters", "log-lik", "version", "seconds")
+    rows = [
+        (
+            (r.start or "-")[:19].replace("T", " "),
+            r.status,
+            r.action or "-",
+            _cell(r.rows_processed, ","),
+            _cell(r.iterations),
+            _cell(r.log_likelihood, ".6f"),
+            _cell(r.version),
+            _cell(r.seconds, ".1f"),
+        )
+        for r in status.runs
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    for line in (header, *rows):
+        cells = [
+            str(c).ljust(w) if i < 3 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  " + "  ".join(cells).rstrip())
+    failed = [r for r in status.runs if r.message and r.status != "ok"]
+    if failed:
+        last = failed[-1]
+        print(f"last message ({last.status}, {last.start}): {last.message}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``pipeline run`` and ``pipeline status``."""
+    parser = sub.add_parser(
+        "pipeline",
+        help="run a scheduled pipeline (TOML spec) once, or show its runs",
+        description="Scheduled pipelines: fit and predict again as data grow, safely "
+        "re-runnable from cron or a systemd timer. See pipelines/example.toml.",
+    )
+    actions = parser.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
+    run = actions.add_parser(
+        "run",
+        help="run the pipeline once: process what is new, publish a new version",
+        description="Run a pipeline once. With nothing new it computes nothing. A new "
+        "version is published atomically; a run killed at any moment leaves the previous "
+        "version published, and the next run cleans up. One JSON line per run goes to "
+        "runs.jsonl in the state directory.",
+        epilog=_EPILOG,
+    )
+    run.add_argument("spec", help="the pipeline's TOML spec")
+    run.add_argument(
+        "--wait",
+        nargs="?",
+        const=math.inf,
+        type=_seconds,
+        metavar="SECONDS",
+        help="if another run of this spec is running, wait for it (at most SECONDS) "
+        "instead of exiting with code 75",
+    )
+    run.add_argument(
+        "--full",
+        action="store_true",
+        help="fit from scratch on all rows and predict all, whatever changed",
+    )
+    run.add_argument(
+        "--require-converged",
+        action="store_true",
+        help="do not publish a batch fit that did not converge (exit code 3)",
+    )
+    add_cluster_options(run)
+    add_output_options(run)
+    run.set_defaults(func=_run)
+
+    status = actions.add_parser(
+        "status",
+        help="show the published version and the last runs",
+        description="Show what is published, the versions kept and the last runs (reads "
+        "only; safe while a run is going on).",
+    )
+    status.add_argument("spec", help="the pipeline's TOML spec")
+    status.add_argument("--last", type=_count, default=10, metavar="N", help="runs to show")
+    status.add_argument("--json", action="store_true", help="print it all as JSON")
+    status.set_defaults(func=_status)

@@ -1,0 +1,373 @@
+"""Pipeline specs: a TOML file read, checked and resolved before anything is written.
+
+A spec has four tables (see ``pipelines/example.toml``)::
+
+    [pipeline]  name, mode ('refit' | 'warm_start' | 'online'), keep, on_change,
+                require_converged
+    [input]     store, variable, feature_dim, append_dim, fill_value
+    [model]     the estimator's parameters (n_components, covariance_type, ...)
+    [output]    directory, proba, log_density
+
+Relative paths resolve against the spec file's directory.  Every mistake raises
+:class:`SpecError` (a ``ValueError``: exit code 2 on the command line) whose
+message starts with the key's dotted path (``input.store``, ``model.n_components``)
+and says what to change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._validation import PARAMETER_CONSTRAINTS
+
+#: The pipeline modes.
+MODES = ("refit", "warm_start", "online")
+#: What an online pipeline does when the source changed other than by appending.
+ON_CHANGE = ("refit", "error")
+
+#: ``[model]`` keys of the batch modes (``GaussianMixture``).
+BATCH_MODEL_KEYS = (
+    "n_components",
+    "covariance_type",
+    "tol",
+    "reg_covar",
+    "max_iter",
+    "n_init",
+    "init_params",
+    "random_state",
+    "init_sample_size",
+    "split_every",
+    "nan_policy",
+)
+#: ``[model]`` keys of the online mode (``OnlineGaussianMixture``).
+ONLINE_MODEL_KEYS = (
+    "n_components",
+    "covariance_type",
+    "reg_covar",
+    "max_passes",
+    "batch_size",
+    "t0",
+    "kappa",
+    "warm_up",
+    "final_batch_pass",
+    "init_params",
+    "random_state",
+    "init_sample_size",
+    "split_every",
+    "nan_policy",
+)
+
+
+class SpecError(ValueError):
+    """A pipeline spec is malformed; the message names the key (``input.store``)."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+def _type_name(value) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _string(key, value):
+    if not isinstance(value, str) or not value:
+        raise SpecError(key, f"must be a non-empty string, got {_type_name(value)} {value!r}.")
+
+
+def _boolean(key, value):
+    if not isinstance(value, bool):
+        raise SpecError(key, f"must be true or false, got {_type_name(value)} {value!r}.")
+
+
+def _count(key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(key, f"must be an integer >= 0, got {_type_name(value)} {value!r}.")
+
+
+def _choice(options: tuple) -> Callable:
+    def check(key, value):
+        if value not in options:
+            raise SpecError(key, f"must be one of {list(options)}, got {value!r}.")
+
+    return check
+
+
+def _variables(key, value):
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str) and v for v in value):
+            raise SpecError(key, f"must be a name or a non-empty array of names, got {value!r}.")
+        return
+    _string(key, value)
+
+
+def _number(key, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(key, f"must be a number, got {_type_name(value)} {value!r}.")
+
+
+#: Every key outside ``[model]``: table -> key -> (check, required).
+SCHEMA: dict[str, dict[str, tuple[Callable, bool]]] = {
+    "pipeline": {
+        "name": (_string, False),
+        "mode": (_choice(MODES), True),
+        "keep": (_count, False),
+        "on_change": (_choice(ON_CHANGE), False),
+        "require_converged": (_boolean, False),
+    },
+    "input": {
+        "store": (_string, True),
+        "variable": (_variables, False),
+        "feature_dim": (_string, False),
+        "append_dim": (_string, False),
+        "fill_value": (_number, False),
+    },
+    "model": {},  # checked by mode, see _check_model
+    "output": {
+        "directory": (_string, True),
+        "proba": (_boolean, False),
+        "log_density": (_boolean, False),
+    },
+}
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A checked pipeline spec, paths resolved.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The spec file.
+    name : str
+        ``pipeline.name``, default the spec file's stem.
+    mode : {'refit', 'warm_start', 'online'}
+    keep : int
+        Old versions kept besides the published one (default 2).
+    on_change : {'refit', 'error'}
+        What an online pipeline does when the source changed other than by
+        appending rows (default 'error'; the batch modes always refit).
+    require_converged : bool
+        Refuse to publish a batch fit that did not converge.
+    store : str
+        Absolute path (or URL) of the input Zarr store.
+    variable : str, list of str or None
+    feature_dim, append_dim : str or None
+        ``append_dim`` None means the first sample dimension.
+    fill_value : number or 'auto'
+        Passed to :func:`daskgmm.io.open_rows`.
+    model : dict
+        Estimator parameters from ``[model]``.
+    directory : pathlib.Path
+        The pipeline's state directory: versions, ``current``, run records, lock.
+    proba, log_density : bool
+        Extra prediction outputs.
+    """
+
+    path: Path
+    name: str
+    mode: str
+    store: str
+    directory: Path
+    model: dict = field(default_factory=dict)
+    keep: int = 2
+    on_change: str = "error"
+    require_converged: bool = False
+    variable: str | list | None = None
+    feature_dim: str | None = None
+    append_dim: str | None = None
+    fill_value: Any = "auto"
+    proba: bool = False
+    log_density: bool = False
+
+    def settings(self) -> dict:
+        """What decides the published results: a change of any of these refits.
+
+        ``keep``, ``name``, ``on_change`` and ``require_converged`` are left out:
+        they change what is kept or allowed, not what is computed.
+        """
+        return {
+            "mode": self.mode,
+            "input.variable": self.variable,
+            "input.feature_dim": self.feature_dim,
+            "input.append_dim": self.append_dim,
+            "input.fill_value": self.fill_value,
+            **{f"model.{k}": v for k, v in sorted(self.model.items())},
+            "output.proba": self.proba,
+            "output.log_density": self.log_density,
+        }
+
+    def estimator(self, **extra):
+        """A new, unfitted estimator of the mode's class with ``[model]`` and ``extra``."""
+        from ..mixture import GaussianMixture
+        from ..online import OnlineGaussianMixture
+
+        cls = OnlineGaussianMixture if self.mode == "online" else GaussianMixture
+        return cls(**self.model, **extra)
+
+
+def _suggest(key: str, allowed) -> str:
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _check_model(table: dict, mode: str) -> dict:
+    from ..online import ONLINE_CONSTRAINTS
+
+    allowed = ONLINE_MODEL_KEYS if mode == "online" else BATCH_MODEL_KEYS
+    other = BATCH_MODEL_KEYS if mode == "online" else ONLINE_MODEL_KEYS
+    for key, value in table.items():
+        name = f"model.{key}"
+        if key not in allowed:
+            if key in other:
+                raise SpecError(
+                    name,
+                    f"does not apply to mode {mode!r}; mode {mode!r} takes {', '.join(allowed)}.",
+                )
+            raise SpecError(name, f"unknown key.{_suggest(key, allowed)} Allowed: {list(allowed)}.")
+        check = ONLINE_CONSTRAINTS.get(key) or PARAMETER_CONSTRAINTS[key]
+        try:
+            check(name, value)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(name, str(exc).removeprefix(f"{name} ")) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(name, f"must be finite, got {value!r}.")
+    if "n_components" not in table:
+        raise SpecError("model.n_components", "is required (the number of mixture components).")
+    return dict(table)
+
+
+def _is_url(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def _resolve(location: str, base: Path) -> str:
+    if _is_url(location):
+        return location
+    path = Path(location.removeprefix("file://")).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def parse_spec(data: dict, path: str | os.PathLike) -> PipelineSpec:
+    """Check a spec already read from TOML; ``path`` locates relative paths.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed TOML document.
+    path : str or os.PathLike
+        The spec file (its directory resolves relative paths; its stem is the
+        default name).
+
+    Returns
+    -------
+    PipelineSpec
+
+    Raises
+    ------
+    SpecError
+        Naming the first key that is unknown, missing or of the wrong type or value.
+    """
+    path = Path(path).resolve()
+    for table, value in data.items():
+        if table not in SCHEMA:
+            raise SpecError(
+                table, f"unknown table.{_suggest(table, SCHEMA)} A spec has {list(SCHEMA)}."
+            )
+        if not isinstance(value, dict):
+            raise SpecError(table, f"must be a table ([{table}]), got {_type_name(value)}.")
+    values: dict[str, dict] = {}
+    for table, keys in SCHEMA.items():
+        given = data.get(table, {})
+        values[table] = given
+        if table == "model":
+            continue
+        for key, value in given.items():
+            if key not in keys:
+                raise SpecError(
+                    f"{table}.{key}",
+                    f"unknown key.{_suggest(key, keys)} Allowed: {list(keys)}.",
+                )
+            keys[key][0](f"{table}.{key}", value)
+        for key, (_, required) in keys.items():
+            if required and key not in given:
+                raise SpecError(f"{table}.{key}", "is required.")
+    pipeline, inp, out = values["pipeline"], values["input"], values["output"]
+    mode = pipeline["mode"]
+    if "model" not in data:
+        raise SpecError("model", "is required: a [model] table with at least n_components.")
+    model = _check_model(values["model"], mode)
+    on_change = pipeline.get("on_change", "error" if mode == "online" else "refit")
+    if mode != "online" and on_change != "refit":
+        raise SpecError(
+            "pipeline.on_change",
+            f"mode {mode!r} refits whenever the source changed; only mode 'online' takes 'error'.",
+        )
+    store = _resolve(inp["store"], path.parent)
+    if not _is_url(store) and not Path(store).exists():
+        raise SpecError(
+            "input.store",
+            f"no Zarr store at {store} (relative paths resolve against {path.parent}); "
+            "check the path.",
+        )
+    return PipelineSpec(
+        path=path,
+        name=pipeline.get("name", path.stem),
+        mode=mode,
+        keep=pipeline.get("keep", 2),
+        on_change=on_change,
+        require_converged=pipeline.get("require_converged", False),
+        store=store,
+        variable=inp.get("variable"),
+        feature_dim=inp.get("feature_dim"),
+        append_dim=inp.get("append_dim"),
+        fill_value=inp.get("fill_value", "auto"),
+        model=model,
+        directory=Path(_resolve(out["directory"], path.parent)),
+        proba=out.get("proba", False),
+        log_density=out.get("log_density", False),
+    )
+
+
+def load_spec(path: str | os.PathLike) -> PipelineSpec:
+    """Read and check a pipeline spec (TOML).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    PipelineSpec
+
+    Raises
+    ------
+    SpecError
+        If the file is not valid TOML, or a key is unknown, missing, of the wrong
+        type or value, or the (local) input store does not exist.
+    FileNotFoundError
+        If there is no file at ``path``.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No pipeline spec at {path}; check the path.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError("", f"{path} is not valid TOML: {exc}") from None
+    return parse_spec(data, path)
