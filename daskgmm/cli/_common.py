@@ -537,6 +537,7 @@ def compute_session(args: argparse.Namespace):
         raise UsageError(f"--report {report!r}: its directory does not exist; create it first.")
     from ..cluster import cluster_from_options, dashboard_link, performance_report
 
+    _quiet_distributed_logs()
     with cluster_from_options(
         scheduler=args.scheduler,
         scheduler_file=args.scheduler_file,
@@ -551,6 +552,19 @@ def compute_session(args: argparse.Namespace):
             yield client
     if report is not None:
         say(args, f"performance report: {report}")
+
+
+def _quiet_distributed_logs() -> None:
+    """distributed logs every scheduler and worker event at INFO: show them only
+    with ``-v`` (the level the user chose for the root logger).  bokeh's warning
+    about the dashboard's wildcard websocket origin (the dashboard listens on
+    127.0.0.1 only) is shown from ``-v`` on too."""
+    import distributed  # noqa: F401  (configures its loggers on import)
+
+    level = max(logging.getLogger().getEffectiveLevel(), logging.INFO)
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("bokeh").setLevel(logging.ERROR if level > logging.INFO else level)
 
 
 def fit_model(model, view, checkpoint: str | None = None) -> tuple[float, list[str]]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._common import (
     COVARIANCE_TYPES,
+    PLOT_INSTALL_HINT,
     UsageError,
     add_cluster_options,
     add_output_options,
@@ -24,6 +25,7 @@ from ._common import (
     fit_model,
     non_negative_float,
     non_negative_int,
+    positive_float,
     positive_int,
     print_json,
     say,
@@ -62,12 +64,12 @@ def recovery_errors(model, truth) -> dict:
 
 def _output_dir(args: argparse.Namespace) -> tuple[Path, str]:
     if args.tmp:
-        return Path(tempfile.mkdtemp(prefix="daskgmm-demo-")), "a new temporary directory"
+        return Path(tempfile.mkdtemp(prefix="daskgmm-demo-")), "a new temporary directory (kept)"
     out = Path(args.out_dir)
     foreign = out.exists() and (not out.is_dir())
     if foreign:
         raise UsageError(f"--out-dir {args.out_dir!r} is a file; choose a directory.")
-    return out, "the output directory (its demo files are replaced on every run)"
+    return out, "where every run replaces the demo's files (--out-dir, --tmp to change)"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if model_dir.exists() and not (model_dir / "model.json").is_file():
         raise UsageError(f"{model_dir} exists and is not a saved model; choose another --out-dir.")
     start = time.perf_counter()
-    say(args, f"writing everything to {out.resolve()} ({which})")
+    say(args, f"writing to {out.resolve()}, {which}")
 
     tick = time.perf_counter()
     X, truth = write_table(
@@ -96,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         args.n_features,
         args.n_components,
         args.chunk_rows,
+        separation=args.separation,
         seed=args.seed,
         overwrite=True,
     )
@@ -139,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
         say(args, f"6. plot -> {paths['plot']}")
     else:
         paths["plot"] = None
-        say(args, "6. no plot (matplotlib is not installed: pip install 'daskgmm[plot]')")
+        why = "--no-plot" if args.no_plot else "matplotlib is not installed: " + PLOT_INSTALL_HINT
+        say(args, f"6. no plot ({why})")
     errors = recovery_errors(model, truth)
     seconds = time.perf_counter() - start
     say(
@@ -189,6 +193,14 @@ def register(sub) -> None:
     demo.add_argument("--n-features", type=positive_int, default=16, metavar="D")
     demo.add_argument("--n-components", type=positive_int, default=8, metavar="K")
     demo.add_argument("--chunk-rows", type=positive_int, default=125_000, metavar="N")
+    demo.add_argument(
+        "--separation",
+        type=positive_float,
+        default=3.0,
+        metavar="S",
+        help="spread of the true means against unit-ish covariances (default 3: "
+        "overlapping components, a dozen or so EM iterations)",
+    )
     demo.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full")
     demo.add_argument("--max-iter", type=positive_int, default=100, metavar="N")
     demo.add_argument("--tol", type=non_negative_float, default=1e-3, metavar="X")

@@ -1,0 +1,367 @@
+"""The ``daskgmm`` command line, run as users run it: real subprocesses on real stores.
+
+Results are checked against the library called directly with the same parameters.
+A few argument checks run in-process through ``main()`` (same code, no interpreter
+start-up) to keep the file fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+import daskgmm
+from daskgmm import GaussianMixture
+from daskgmm.cli import main
+from daskgmm.cli._common import k_values
+from daskgmm.datasets import MixtureTruth, write_table
+from daskgmm.io import open_rows
+from daskgmm.plotting import available
+
+REPO = Path(__file__).resolve().parents[1]
+N_ROWS, N_FEATURES, K = 6_000, 3, 3
+FIT_OPTIONS = ["-k", str(K), "--random-state", "0", "--max-iter", "50"]
+#: matplotlib is in the test extras (make test installs it); without it the plots are skipped.
+PLOT = available()
+
+
+def run_cli(*args, cwd, check_code: int | None = 0) -> subprocess.CompletedProcess:
+    """``python -m daskgmm ARGS`` in ``cwd``; asserts the exit code when given."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "daskgmm", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check_code is not None:
+        assert proc.returncode == check_code, (
+            f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def last_json(proc: subprocess.CompletedProcess) -> dict:
+    """The ``--json`` summary: the last line of stdout."""
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """A directory with a clear 3-component store made by ``daskgmm make-data``."""
+    work = tmp_path_factory.mktemp("cli")
+    proc = run_cli(
+        "make-data",
+        "data.zarr",
+        "--n-samples",
+        N_ROWS,
+        "--n-features",
+        N_FEATURES,
+        "--n-components",
+        K,
+        "--chunks",
+        1000,
+        "--dtype",
+        "float64",
+        "--json",
+        cwd=work,
+    )
+    summary = last_json(proc)
+    assert summary["n_samples"] == N_ROWS and summary["layout"] == "table"
+    assert "wrote 6,000 x 3 float64 samples" in proc.stdout
+    return work
+
+
+@pytest.fixture(scope="module")
+def fitted(work) -> dict:
+    """``daskgmm fit`` of the store (with a plot); its JSON summary."""
+    plot = ["--plot", "fit.png"] if PLOT else []
+    proc = run_cli("fit", "data.zarr", "--model", "model", *FIT_OPTIONS, *plot, "--json", cwd=work)
+    assert "model saved to model" in proc.stdout
+    assert "EM" in proc.stderr  # the progress line
+    return last_json(proc)
+
+
+def test_make_data_writes_the_mixture_and_refuses_an_existing_store(work):
+    array = zarr.open_array(work / "data.zarr", mode="r")
+    assert array.shape == (N_ROWS, N_FEATURES) and array.chunks == (1000, N_FEATURES)
+    truth = MixtureTruth.from_attrs(array.attrs)
+    assert truth.means.shape == (K, N_FEATURES)
+    before = sorted(p.name for p in (work / "data.zarr").iterdir())
+    proc = run_cli("make-data", "data.zarr", "--n-samples", 100, cwd=work, check_code=2)
+    assert "--overwrite" in proc.stderr and "An array exists" not in proc.stderr
+    assert sorted(p.name for p in (work / "data.zarr").iterdir()) == before
+
+
+def test_fit_equals_the_library_and_saves_the_fingerprint(work, fitted):
+    direct = GaussianMixture(K, random_state=0, max_iter=50).fit(str(work / "data.zarr"))
+    model = daskgmm.load(work / "model")
+    np.testing.assert_allclose(model.means_, direct.means_, rtol=1e-12)
+    np.testing.assert_allclose(model.covariances_, direct.covariances_, rtol=1e-12)
+    assert fitted["converged"] is True and fitted["n_iter"] == direct.n_iter_
+    assert fitted["lower_bound"] == pytest.approx(direct.lower_bound_, rel=1e-12)
+    assert (fitted["n_samples"], fitted["n_features"]) == (N_ROWS, N_FEATURES)
+    fp = model.training_data_
+    assert fp["kind"] == "zarr"
+    assert fp["location"] == str((work / "data.zarr").resolve())
+    assert fp["arrays"][""] == {
+        "shape": [N_ROWS, N_FEATURES],
+        "chunks": [1000, 3],
+        "dtype": "float64",
+    }
+    assert fp["files"]["n_files"] == 7  # zarr.json + 6 chunks
+    assert fp["rows"] == {
+        "n_samples": N_ROWS,
+        "n_features": N_FEATURES,
+        "sample_dims": ["sample"],
+        "row_chunks": 6,
+    }
+
+
+def test_fit_plot_is_a_png(work, fitted):
+    pytest.importorskip("matplotlib")
+    assert fitted["plot"] == "fit.png"
+    assert (work / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (work / "fit.png").stat().st_size > 20_000
+
+
+def test_info_shows_metadata_and_whether_the_store_changed(work, fitted):
+    proc = run_cli("info", "model", "--json", cwd=work)
+    info = last_json(proc)
+    assert info["class"] == "GaussianMixture" and info["schema_version"] == 1
+    assert info["params"]["n_components"] == K and info["params"]["random_state"] == 0
+    assert info["fitted"]["converged_"] is True
+    assert info["training_data"]["location"] == str((work / "data.zarr").resolve())
+    assert info["training_data_changed"] is False
+    assert "store is unchanged since the fit" in proc.stdout
+    assert f"rows: {N_ROWS:,} x {N_FEATURES}" in proc.stdout
+
+
+def test_score_equals_the_library(work, fitted):
+    summary = last_json(run_cli("score", "model", "data.zarr", "--json", cwd=work))
+    model = daskgmm.load(work / "model")
+    store = str(work / "data.zarr")
+    assert summary["mean_log_likelihood"] == pytest.approx(model.score(store), rel=1e-12)
+    assert summary["bic"] == pytest.approx(model.bic(store), rel=1e-12)
+    assert summary["aic"] == pytest.approx(model.aic(store), rel=1e-12)
+    assert summary["n_scored"] == N_ROWS
+
+
+def test_predict_writes_exactly_the_models_labels(work, fitted):
+    summary = last_json(
+        run_cli(
+            "predict", "model", "data.zarr", "--out", "pred.zarr", "--proba", "--json", cwd=work
+        )
+    )
+    model = daskgmm.load(work / "model")
+    expected = np.asarray(model.predict(open_rows(str(work / "data.zarr"))))
+    group = zarr.open_group(work / "pred.zarr", mode="r")
+    np.testing.assert_array_equal(group["labels"][:], expected)
+    np.testing.assert_allclose(
+        group["proba"][:],
+        model.predict_proba(np.asarray(open_rows(str(work / "data.zarr")).data)),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    assert group.attrs["daskgmm_complete"] is True
+    assert summary["counts"] == np.bincount(expected, minlength=K).tolist()
+    # a second run does not replace the output unless asked
+    proc = run_cli("predict", "model", "data.zarr", "--out", "pred.zarr", cwd=work, check_code=2)
+    assert "--overwrite" in proc.stderr
+
+
+def test_select_table_equals_direct_fits_and_finds_three_components(work):
+    plot = ["--plot", "select.png"] if PLOT else []
+    proc = run_cli(
+        "select",
+        "data.zarr",
+        "--k",
+        "1..4",
+        "--random-state",
+        0,
+        "--max-iter",
+        50,
+        "--out",
+        "curve.json",
+        *plot,
+        "--json",
+        cwd=work,
+    )
+    summary = last_json(proc)
+    assert summary["best_k"] == K
+    assert f"best K by BIC: {K}" in proc.stdout
+    assert f"  {K}*" in proc.stdout  # the starred row of the table
+    store = str(work / "data.zarr")
+    for row in summary["table"]:
+        direct = GaussianMixture(row["k"], random_state=0, max_iter=50).fit(store)
+        assert row["bic"] == pytest.approx(direct.bic(store), rel=1e-12)
+        assert row["aic"] == pytest.approx(direct.aic(store), rel=1e-12)
+        assert row["mean_log_likelihood"] == pytest.approx(direct.score(store), rel=1e-12)
+        assert (row["n_iter"], row["converged"]) == (direct.n_iter_, direct.converged_)
+    written = json.loads((work / "curve.json").read_text())
+    assert written["table"] == summary["table"] and written["best_k"] == K
+    if PLOT:
+        assert (work / "select.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def other_store(work) -> str:
+    """A store with 4 features (written in-process)."""
+    write_table(work / "four.zarr", 2000, 4, 2, 500, seed=1)
+    return "four.zarr"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "missing.zarr", "-k", "2", "--model", "m1"], "no Zarr store there"),
+        (["fit", "data.zarr", "-k", "2", "--model", "m1", "--variable", "temp"], "--variable"),
+        (["predict", "model", "four.zarr", "--out", "p1.zarr"], "fitted on 3"),
+        (["fit", "data.zarr", "-k", "0", "--model", "m1"], "-k/--n-components"),
+    ],
+    ids=["missing-store", "bad-variable", "feature-mismatch", "bad-option"],
+)
+def test_bad_input_exits_2_naming_what_to_change_and_writes_nothing(
+    work, fitted, other_store, args, message
+):
+    proc = run_cli(*args, cwd=work, check_code=2)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (work / "m1").exists() and not (work / "p1.zarr").exists()
+
+
+def test_require_converged_exits_3_and_saves_nothing(work):
+    proc = run_cli(
+        "fit",
+        "data.zarr",
+        "-k",
+        "3",
+        "--model",
+        "m3",
+        "--max-iter",
+        "1",
+        "--tol",
+        "0",
+        "--require-converged",
+        "--quiet",
+        cwd=work,
+        check_code=3,
+    )
+    assert "did not converge" in proc.stderr and "--max-iter" in proc.stderr
+    assert proc.stdout == ""  # --quiet
+    assert not (work / "m3").exists()
+
+
+def test_tampered_model_is_refused(work, fitted, tmp_path):
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(work / "model", copy)
+    with np.load(copy / "arrays.npz") as npz:
+        arrays = dict(npz)
+    arrays["fitted__means_"] = arrays["fitted__means_"] + 1.0
+    np.savez(copy / "arrays.npz", **arrays)
+    proc = run_cli("info", copy, cwd=work, check_code=2)
+    assert "checksum" in proc.stderr and "save the model again" in proc.stderr
+
+
+def test_demo_on_a_local_cluster_with_report_and_plot(tmp_path):
+    proc = run_cli(
+        "demo",
+        "--out-dir",
+        "out",
+        "--n-samples",
+        20_000,
+        "--n-features",
+        4,
+        "--n-components",
+        3,
+        "--chunk-rows",
+        5000,
+        "--separation",
+        6,
+        "--workers",
+        1,
+        "--report",
+        "report.html",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert "dashboard: http://127.0.0.1:" in proc.stdout
+    report = (tmp_path / "report.html").read_text()
+    assert report.lstrip().lower().startswith("<!doctype html") or "<html" in report[:1000]
+    summary = last_json(proc)
+    assert summary["converged"] is True
+    assert summary["max_mean_error"] < 0.2 and summary["max_weight_error"] < 0.02
+    labels = zarr.open_group(tmp_path / "out" / "predictions.zarr", mode="r")["labels"][:]
+    model = daskgmm.load(tmp_path / "out" / "model")
+    expected = model.predict(np.asarray(zarr.open_array(tmp_path / "out" / "data.zarr")[:]))
+    np.testing.assert_array_equal(labels, expected)
+    if summary["plot_path"] is not None:
+        assert (tmp_path / "out" / "fit.png").is_file()
+
+
+# ------------------------------------------------------------------ in-process
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["select", "data.zarr", "--k", "3..1"], "--k"),
+        (["select", "data.zarr", "--k", "two"], "--k"),
+        (["fit", "data.zarr", "-k", "2", "--model", "m1", "--tol", "-1"], "--tol"),
+        (["fit", "data.zarr", "-k", "2", "--model", "m1", "--online", "--kappa", "0.3"], "--kappa"),
+        (
+            ["fit", "data.zarr", "-k", "2", "--model", "m1", "--online", "--max-iter", "3"],
+            "--max-iter applies to batch EM only",
+        ),
+        (["fit", "data.zarr", "-k", "2", "--model", "m1", "--report", "r.html"], "--workers N"),
+        (["fit", "data.zarr", "-k", "2", "--model", "m1", "--plot", "fit.jpg"], ".png"),
+        (["fit", "data.zarr", "-k", "2", "--model", "model"], "--overwrite"),
+        (
+            ["fit", "data.zarr", "-k", "2", "--model", "m1", "--feature-dim", "band"],
+            "--feature-dim",
+        ),
+        (["select", "data.zarr", "--out", "curve.txt"], ".json or .csv"),
+        (["predict", "model", "data.zarr", "--out", "data.zarr", "--overwrite"], "overlaps"),
+        (["score", "nowhere", "data.zarr"], "daskgmm fit --model"),
+        (["make-data", "x.zarr", "--cube-shape", "2,3"], "--cube-shape"),
+    ],
+)
+def test_argument_checks(work, fitted, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(work)
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own checks
+        code = exc.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (work / "m1").exists() and not (work / "x.zarr").exists()
+
+
+def test_unexpected_errors_exit_1(monkeypatch, capsys, work, fitted):
+    import daskgmm.cli.info as info
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(info, "data_changed", broken)
+    assert main(["info", str(work / "model")]) == 1
+    assert "unexpected RuntimeError: disk on fire" in capsys.readouterr().err
+
+
+def test_k_values():
+    assert k_values("1..12") == list(range(1, 13))
+    assert k_values("2,4,8") == [2, 4, 8]
+    assert k_values("1..3,8, 2") == [1, 2, 3, 8]
+    assert k_values("5") == [5]
