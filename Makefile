@@ -6,14 +6,18 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+# The plot extra (matplotlib) is installed too: `make demo` draws its fit and the
+# test suite checks the plots.  Editing this Makefile reinstalls.
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,plot]"
 	touch $@
 
+# Synthetic Zarr store, LocalCluster (dashboard link printed), fit with progress,
+# predictions to Zarr, saved model and plot, all under ./demo-output.
 demo: $(VENV)/.installed
-	$(VENV)/bin/daskgmm demo
+	$(VENV)/bin/daskgmm demo --out-dir demo-output
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check daskgmm tests benchmarks
@@ -27,4 +31,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_em.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output
