@@ -78,7 +78,8 @@ def _summary(record, spec) -> str:
     if record.status == "nothing-new":
         kept = record.current_version
         return f"version {kept} stays published ({record.seconds:.1f} s)"
-    fit = f"{record.iterations} {'updates' if spec.mode == 'online' else 'iterations'}"
+    unit = "update" if spec.mode == "online" else "iteration"
+    fit = f"{record.iterations} {unit}{'' if record.iterations == 1 else 's'}"
     if record.converged is False:
         fit += ", NOT converged"
     current = spec.directory / "current"

@@ -125,14 +125,17 @@ def extend_predictions(
     dim, stop = source.append_dim, source.extent
     part = source.part(start, stop)
     group = zarr.open_group(store, mode="r+")
+    coordinates = []
     for name, array in group.arrays():
         dims = tuple(array.metadata.dimension_names or ())
         if dim not in dims:
             continue
         axis = dims.index(dim)
         array.resize(tuple(stop if i == axis else n for i, n in enumerate(array.shape)))
-        if name in OUTPUT_ARRAYS:
-            continue
+        if name not in OUTPUT_ARRAYS:
+            coordinates.append((name, array, dims, axis))
+    # encoded only once every array has grown: xarray cannot open the store between
+    for name, array, dims, axis in coordinates:
         if name not in part.coords or tuple(part[name].dims) != dims:
             logger.warning("coordinate %r of %s not in the source; left unset", name, store)
             continue

@@ -106,20 +106,20 @@ def _compare(old: dict, now: dict, source: Source) -> tuple[str, str]:
         return "changed", f"the source's structure changed: {diff}"
     before, extent = old["extent"], now["extent"]
     if extent < before:
-        return "changed", f"rows were removed along {dim!r} ({before} -> {extent})"
+        return "changed", f"rows were removed along {dim!r} ({before:,} -> {extent:,})"
     local = old.get("digest") is not None and now.get("digest") is not None
     if extent == before:
         if local and old["digest"] != now["digest"]:
-            return "changed", f"chunk files were rewritten; {dim!r} still has {extent} entries"
+            return "changed", f"chunk files were rewritten; {dim!r} still has {extent:,} entries"
         if not local and old["fingerprint"].get("arrays") != now["fingerprint"].get("arrays"):
             return "changed", "the store's arrays changed without growing"
-        return "nothing", f"nothing new: {dim!r} still has {extent} entries, data unchanged"
+        return "nothing", f"nothing new: {dim!r} still has {extent:,} entries, data unchanged"
     if local and source.digest(below=before) != old.get("prefix_digest"):
         return "changed", (
-            f"{dim!r} grew ({before} -> {extent}) but chunks before entry {before} were "
+            f"{dim!r} grew ({before:,} -> {extent:,}) but chunks before entry {before} were "
             "rewritten too"
         )
-    return "append", f"{extent - before} new entries along {dim!r} ({before} -> {extent})"
+    return "append", f"{extent - before:,} new entries along {dim!r} ({before:,} -> {extent:,})"
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
