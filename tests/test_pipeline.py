@@ -577,6 +577,19 @@ def test_bad_spec_exits_2_from_the_command_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_status_reads_without_the_input_store(tmp_path, capsys):
+    store = make_store(tmp_path, 250)
+    spec = make_spec(tmp_path, "online")
+    run_pipeline(spec)
+    store.rename(tmp_path / "elsewhere.zarr")
+    assert main(["pipeline", "status", str(spec), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["published"]["version"] == 1 and status["versions"] == [1]
+    assert [r["status"] for r in status["runs"]] == ["ok"]
+    assert main(["pipeline", "run", str(spec)]) == 2  # running needs the store
+    assert "input.store: no Zarr store" in capsys.readouterr().err
+
+
 def test_example_spec_loads_and_resolves_paths_against_its_directory(tmp_path):
     make_store(tmp_path, 250)
     spec = load_spec(make_spec(tmp_path))

@@ -490,9 +490,9 @@ def _alive(pid) -> bool:
 def pipeline_status(spec: PipelineSpec | str | os.PathLike, last: int = 10) -> PipelineStatus:
     """The published version, the versions kept and the last ``last`` runs.
 
-    Reads only; takes no lock.
+    Reads only; takes no lock; works while the input store is missing.
     """
-    spec = spec if isinstance(spec, PipelineSpec) else load_spec(spec)
+    spec = spec if isinstance(spec, PipelineSpec) else load_spec(spec, check_store=False)
     state = PipelineState(spec.directory)
     running = None
     marker = state.running()

@@ -262,7 +262,7 @@ def _resolve(location: str, base: Path) -> str:
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
-def parse_spec(data: dict, path: str | os.PathLike) -> PipelineSpec:
+def parse_spec(data: dict, path: str | os.PathLike, *, check_store: bool = True) -> PipelineSpec:
     """Check a spec already read from TOML; ``path`` locates relative paths.
 
     Parameters
@@ -272,6 +272,8 @@ def parse_spec(data: dict, path: str | os.PathLike) -> PipelineSpec:
     path : str or os.PathLike
         The spec file (its directory resolves relative paths; its stem is the
         default name).
+    check_store : bool
+        Check that a local ``input.store`` exists.
 
     Returns
     -------
@@ -318,7 +320,7 @@ def parse_spec(data: dict, path: str | os.PathLike) -> PipelineSpec:
             f"mode {mode!r} refits whenever the source changed; only mode 'online' takes 'error'.",
         )
     store = _resolve(inp["store"], path.parent)
-    if not _is_url(store) and not Path(store).exists():
+    if check_store and not _is_url(store) and not Path(store).exists():
         raise SpecError(
             "input.store",
             f"no Zarr store at {store} (relative paths resolve against {path.parent}); "
@@ -343,12 +345,14 @@ def parse_spec(data: dict, path: str | os.PathLike) -> PipelineSpec:
     )
 
 
-def load_spec(path: str | os.PathLike) -> PipelineSpec:
+def load_spec(path: str | os.PathLike, *, check_store: bool = True) -> PipelineSpec:
     """Read and check a pipeline spec (TOML).
 
     Parameters
     ----------
     path : str or os.PathLike
+    check_store : bool
+        Check that a local ``input.store`` exists (``pipeline status`` does not).
 
     Returns
     -------
@@ -370,4 +374,4 @@ def load_spec(path: str | os.PathLike) -> PipelineSpec:
         raise FileNotFoundError(f"No pipeline spec at {path}; check the path.") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError("", f"{path} is not valid TOML: {exc}") from None
-    return parse_spec(data, path)
+    return parse_spec(data, path, check_store=check_store)

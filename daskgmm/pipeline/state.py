@@ -58,6 +58,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def sync_tree(path: Path) -> None:
+    """``fsync`` every file and directory under ``path`` (files first), so that a
+    version is on disk before the rename that publishes it."""
+    for root, _, files in os.walk(path, topdown=False):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
 class PipelineState:
     """The state directory of one pipeline (see the module docstring).
 
@@ -187,8 +200,10 @@ class PipelineState:
         shutil.rmtree(self.partial_path(number), ignore_errors=True)
 
     def complete_version(self, number: int) -> Path:
-        """Rename the partial directory of ``number`` to its final name."""
+        """Sync the partial directory of ``number`` to disk and rename it to its final
+        name."""
         final = self.version_path(number)
+        sync_tree(self.partial_path(number))
         os.rename(self.partial_path(number), final)
         _fsync_dir(self.versions_dir)
         return final
