@@ -72,8 +72,17 @@ def _read_json(path: Path) -> dict | None:
 
 def array_layout(path: str | os.PathLike) -> ArrayLayout | None:
     """The layout of the Zarr array stored at the directory ``path``, or None if
-    ``path`` holds no array (a group, or nothing)."""
+    ``path`` holds no array (a group, or nothing) or one laid out in a way not
+    understood here (its files are then never shared, and its source compared by
+    shape only)."""
     path = Path(path)
+    try:
+        return _layout(path)
+    except (KeyError, TypeError, AttributeError):  # a chunk grid or encoding we do not know
+        return None
+
+
+def _layout(path: Path) -> ArrayLayout | None:
     meta = _read_json(path / "zarr.json")
     if meta is not None:
         if meta.get("node_type") != "array":

@@ -393,8 +393,12 @@ def run_pipeline(
     state = PipelineState(spec.directory)
     state.ensure()
     record = RunRecord.begin(spec.name, str(spec.path), spec.mode)
-    holder = {"pid": record.pid, "host": record.host, "run_id": record.run_id}
-    holder["start"] = record.start
+    holder = {
+        "pid": record.pid,
+        "host": record.host,
+        "run_id": record.run_id,
+        "start": record.start,
+    }
 
     def waiting(held: dict) -> None:
         notify(
