@@ -88,9 +88,19 @@ def work(tmp_path_factory) -> Path:
 def fitted(work) -> dict:
     """``daskgmm fit`` of the store (with a plot); its JSON summary."""
     plot = ["--plot", "fit.png"] if PLOT else []
-    proc = run_cli("fit", "data.zarr", "--model", "model", *FIT_OPTIONS, *plot, "--json", cwd=work)
+    proc = run_cli(
+        "fit",
+        "data.zarr",
+        "--model",
+        "model",
+        *FIT_OPTIONS,
+        *plot,
+        "--progress",
+        "--json",
+        cwd=work,
+    )
     assert "model saved to model" in proc.stdout
-    assert "EM" in proc.stderr  # the progress line
+    assert "lower bound" in proc.stderr  # the progress line (forced: stderr is a pipe here)
     return last_json(proc)
 
 
@@ -200,6 +210,7 @@ def test_select_table_equals_direct_fits_and_finds_three_components(work):
         cwd=work,
     )
     summary = last_json(proc)
+    assert "lower bound" not in proc.stderr  # no progress lines when stderr is not a terminal
     assert summary["best_k"] == K
     assert f"best K by BIC: {K}" in proc.stdout
     assert f"  {K}*" in proc.stdout  # the starred row of the table

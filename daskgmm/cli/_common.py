@@ -14,7 +14,7 @@ import re
 import sys
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 logger = logging.getLogger("daskgmm.cli")
@@ -140,6 +140,36 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print a machine-readable JSON summary last"
     )
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """``--progress`` / ``--no-progress`` (default: when stderr is a terminal)."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal and not --quiet)",
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw progress: ``--progress``/``--no-progress``, else when stderr
+    is a terminal (so that logs of scheduled runs hold no progress lines); never with
+    ``--quiet``."""
+    if getattr(args, "quiet", False):
+        return False
+    chosen = getattr(args, "progress", None)
+    return sys.stderr.isatty() if chosen is None else bool(chosen)
+
+
+def local_progress_bar(args: argparse.Namespace, client=None):
+    """dask's progress bar on stderr for work on a local scheduler (on a cluster
+    the dashboard shows progress), when :func:`show_progress` says so."""
+    if not show_progress(args) or client is not None:
+        return nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(minimum=2.0, out=sys.stderr)
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
@@ -318,7 +348,7 @@ def make_estimator(args: argparse.Namespace, n_components: int):
         init_sample_size=args.init_sample_size,
         random_state=args.random_state,
         nan_policy=args.nan_policy or "raise",
-        progress=not args.quiet,
+        progress=show_progress(args),
     )
     extra = {name: getattr(args, name) for name in mine if name != "checkpoint"}
     extra = {name: value for name, value in extra.items() if value is not None}

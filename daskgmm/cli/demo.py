@@ -20,6 +20,7 @@ from ._common import (
     UsageError,
     add_cluster_options,
     add_output_options,
+    add_progress_option,
     compute_session,
     converged,
     fit_model,
@@ -29,6 +30,7 @@ from ._common import (
     positive_int,
     print_json,
     say,
+    show_progress,
     warn,
 )
 from .fit import describe_fit, model_summary, sample_rows
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         tol=args.tol,
         n_init=args.n_init,
         random_state=args.seed,
-        progress=not args.quiet,
+        progress=show_progress(args),
     )
     with compute_session(args) as client:
         n_workers = len(client.scheduler_info()["workers"]) if client is not None else 0
@@ -133,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             f"[{time.perf_counter() - tick:.1f} s]",
         )
         sample = sample_rows(X, seed=args.seed) if plot else None
+    model.set_params(progress=False)  # a display option of this run, not of the model
     model.save(paths["model"])
     say(args, f"5. model -> {paths['model']} (daskgmm info {paths['model']})")
     if plot:
@@ -189,17 +192,17 @@ def register(sub) -> None:
         help="where to write (default ./demo-output; the demo's files there are replaced)",
     )
     where.add_argument("--tmp", action="store_true", help="write to a new temporary directory")
-    demo.add_argument("--n-samples", type=positive_int, default=1_000_000, metavar="N")
+    demo.add_argument("--n-samples", type=positive_int, default=4_000_000, metavar="N")
     demo.add_argument("--n-features", type=positive_int, default=16, metavar="D")
     demo.add_argument("--n-components", type=positive_int, default=8, metavar="K")
-    demo.add_argument("--chunk-rows", type=positive_int, default=125_000, metavar="N")
+    demo.add_argument("--chunk-rows", type=positive_int, default=250_000, metavar="N")
     demo.add_argument(
         "--separation",
         type=positive_float,
-        default=3.0,
+        default=1.5,
         metavar="S",
-        help="spread of the true means against unit-ish covariances (default 3: "
-        "overlapping components, a dozen or so EM iterations)",
+        help="spread of the true means against unit-ish covariances (default 1.5: "
+        "overlapping components)",
     )
     demo.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full")
     demo.add_argument("--max-iter", type=positive_int, default=100, metavar="N")
@@ -208,5 +211,6 @@ def register(sub) -> None:
     demo.add_argument("--seed", type=non_negative_int, default=1)
     demo.add_argument("--no-plot", action="store_true", help="skip the plot")
     add_output_options(demo)
+    add_progress_option(demo)
     add_cluster_options(demo)
     demo.set_defaults(func=run)

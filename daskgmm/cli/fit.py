@@ -13,6 +13,7 @@ from ._common import (
     add_estimator_options,
     add_input_options,
     add_output_options,
+    add_progress_option,
     check_new_output,
     check_plot_path,
     compute_session,
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 not_converged_message(model) + "; the model was not saved (--require-converged)."
             )
         warn(args, not_converged_message(model))
+    model.set_params(progress=False)  # a display option of this run, not of the model
     model.save(args.model)
     say(args, f"model saved to {args.model}")
     if args.plot:
@@ -169,5 +171,6 @@ def register(sub) -> None:
     )
     add_estimator_options(parser)
     add_output_options(parser)
+    add_progress_option(parser)
     add_cluster_options(parser)
     parser.set_defaults(func=run)

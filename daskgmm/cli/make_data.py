@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import time
-from contextlib import nullcontext
 
 from ._common import (
     UsageError,
     add_cluster_options,
     add_output_options,
+    add_progress_option,
     check_new_output,
     compute_session,
+    local_progress_bar,
     non_negative_int,
     positive_float,
     positive_int,
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from zarr.errors import ContainsArrayError, ContainsGroupError
 
-    with compute_session(args), _progress(args):
+    with compute_session(args) as client, local_progress_bar(args, client):
         try:
             if cube:
                 _, truth = write_cube(
@@ -108,17 +109,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(args: argparse.Namespace):
-    """dask's progress bar on stderr (local schedulers), unless ``--quiet``."""
-    if args.quiet or args.workers or args.scheduler or args.scheduler_file:
-        return nullcontext()
-    import sys
-
-    from dask.diagnostics import ProgressBar
-
-    return ProgressBar(minimum=2.0, out=sys.stderr)
-
-
 def register(sub) -> None:
     """Add ``make-data``."""
     make = sub.add_parser(
@@ -155,5 +145,6 @@ def register(sub) -> None:
     )
     make.add_argument("--overwrite", action="store_true", help="replace an existing store")
     add_output_options(make)
+    add_progress_option(make)
     add_cluster_options(make)
     make.set_defaults(func=run)

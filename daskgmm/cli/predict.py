@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from ._common import (
@@ -13,11 +11,13 @@ from ._common import (
     add_cluster_options,
     add_input_options,
     add_output_options,
+    add_progress_option,
     check_feature_count,
     check_new_output,
     compute_session,
     describe_input,
     load_model,
+    local_progress_bar,
     open_input,
     print_json,
     say,
@@ -54,14 +54,6 @@ def label_counts(store: str, n_components: int) -> tuple[list[int], int]:
     return [int(c) for c in counts[1:]], int(np.asarray(counts)[0])
 
 
-def _progress(args: argparse.Namespace, client):
-    if args.quiet or client is not None:
-        return nullcontext()
-    from dask.diagnostics import ProgressBar
-
-    return ProgressBar(minimum=2.0, out=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     view = open_input(args)
@@ -74,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import write_predictions
 
     start = time.perf_counter()
-    with compute_session(args) as client, _progress(args, client):
+    with compute_session(args) as client, local_progress_bar(args, client):
         attrs = write_predictions(
             model,
             view,
@@ -131,5 +123,6 @@ def register(sub) -> None:
     parser.add_argument("--log-density", action="store_true", help="also write log-densities")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
     add_output_options(parser)
+    add_progress_option(parser)
     add_cluster_options(parser)
     parser.set_defaults(func=run)

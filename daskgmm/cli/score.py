@@ -10,10 +10,12 @@ from ._common import (
     add_cluster_options,
     add_input_options,
     add_output_options,
+    add_progress_option,
     check_feature_count,
     compute_session,
     describe_input,
     load_model,
+    local_progress_bar,
     open_input,
     print_json,
     say,
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         model.nan_policy = args.nan_policy
     say(args, f"INPUT {args.input}: {describe_input(view)}")
     start = time.perf_counter()
-    with compute_session(args):
+    with compute_session(args) as client, local_progress_bar(args, client):
         result = criteria(model, view.data)
     seconds = time.perf_counter() - start
     omitted = view.n_samples - result["n_scored"]
@@ -87,5 +89,6 @@ def register(sub) -> None:
     parser.add_argument("model", metavar="MODEL", help="a model directory (daskgmm fit --model)")
     add_input_options(parser)
     add_output_options(parser)
+    add_progress_option(parser)
     add_cluster_options(parser)
     parser.set_defaults(func=run)

@@ -16,6 +16,7 @@ from ._common import (
     add_estimator_options,
     add_input_options,
     add_output_options,
+    add_progress_option,
     check_new_output,
     check_plot_path,
     compute_session,
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             f"{max(too_many)} components: lower it."
         )
     say(args, f"INPUT {args.input}: {describe_input(view)}")
-    table, best_model = [], None
+    table = []
     with compute_session(args):
         for k, model in models.items():
             checkpoint = None if args.checkpoint is None else os.path.join(args.checkpoint, f"k{k}")
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             models[k] = model
     best = best_row(table, args.criterion)
     best_model = models[best["k"]]
-    print(format_table(table, best["k"]), flush=True) if not args.quiet else None
+    say(args, format_table(table, best["k"]))
     say(args, f"best K by {args.criterion.upper()}: {best['k']} (starred)")
     not_converged = [row["k"] for row in table if row["converged"] is False]
     if not_converged:
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         plot_selection(table, args.plot, args.criterion)
         say(args, f"plot written to {args.plot}")
     if args.model:
+        best_model.set_params(progress=False)  # a display option of this run
         best_model.save(args.model)
         say(args, f"model with K={best['k']} saved to {args.model}")
     print_json(
@@ -200,5 +202,6 @@ def register(sub) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --model")
     add_estimator_options(parser, n_components=False)
     add_output_options(parser)
+    add_progress_option(parser)
     add_cluster_options(parser)
     parser.set_defaults(func=run)
