@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +33,10 @@ def write_directory(path: str | os.PathLike, fill: Callable[[Path], None]) -> Pa
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    # mkdir, not tempfile.mkdtemp: the directory gets the umask's permissions, as the
+    # published one should (mkdtemp's are private, 0700)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
     try:
         fill(tmp)
         aside = _aside(path)
