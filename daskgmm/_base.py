@@ -20,6 +20,7 @@ from ._kernels import (
     LogDensity,
     precisions_from_cholesky,
     predict_rows,
+    prediction_rows,
     proba_rows,
     score_rows,
 )
@@ -63,6 +64,7 @@ LABEL_FILL = -1
 _predict_rows = _finite_rows_only(predict_rows, LABEL_FILL)
 _proba_rows = _finite_rows_only(proba_rows, np.nan)
 _score_rows = _finite_rows_only(score_rows, np.nan)
+_prediction_rows = _finite_rows_only(prediction_rows, np.nan)
 
 _N_COVARIANCE_PARAMETERS = {
     "full": lambda k, d: k * d * (d + 1) / 2.0,
@@ -128,6 +130,35 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
             return out
         attrs = {"_FillValue": LABEL_FILL} if name == "labels" else None
         return view.to_samples(out, name=name, attrs=attrs)
+
+    def _predictions(self, rows: da.Array, labels: bool, proba: bool, log_density: bool) -> dict:
+        """Lazy per-row outputs of one E-step per chunk, for writing several at once.
+
+        Parameters
+        ----------
+        rows : dask.array.Array of shape (n_samples, n_features)
+        labels, proba, log_density : bool
+            Which outputs: as :meth:`predict` (int64, -1 for omitted rows),
+            :meth:`predict_proba` and :meth:`score_samples` give them.
+
+        Returns
+        -------
+        dict
+            Name ('labels', 'proba', 'log_density') -> dask array of row chunks.
+        """
+        rows = self._rows_for_prediction(rows)
+        k = self.n_components
+        shared = (self._log_density(), getattr(self, "nan_policy", "raise"))
+        table = map_rows(rows, _prediction_rows, shared, k + 2, np.float64)
+        out = {}
+        if labels:
+            label = table[:, k + 1]
+            out["labels"] = da.where(da.isnan(label), LABEL_FILL, label).astype(np.int64)
+        if proba:
+            out["proba"] = table[:, :k]
+        if log_density:
+            out["log_density"] = table[:, k]
+        return out
 
     # ---------------------------------------------------------------- answers
     def predict(self, X):

@@ -468,3 +468,24 @@ def proba_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
 def score_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
     """Log-density of the mixture per row; (n, D) -> (n,)."""
     return logsumexp_rows(weighted_log_prob(X, log_density))
+
+
+def prediction_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
+    """Probabilities, log-density and label of each row from one E-step.
+
+    Each column equals what :func:`proba_rows`, :func:`score_rows` and
+    :func:`predict_rows` give, bit for bit.
+
+    Returns
+    -------
+    ndarray of shape (n, K + 2), float64
+        Columns ``0..K-1`` the probabilities, ``K`` the log-density, ``K+1`` the label.
+    """
+    wlp = weighted_log_prob(X, log_density)
+    k = log_density.n_components
+    out = np.empty((X.shape[0], k + 2))
+    out[:, k] = logsumexp_rows(wlp)
+    out[:, k + 1] = wlp.argmax(axis=1)
+    out[:, :k] = softmax_components(wlp)[0].T
+    return out
+

@@ -450,17 +450,22 @@ def model_attributes(model) -> dict:
 
 
 def _outputs(model, view: RowView, labels: bool, proba: bool, log_density: bool) -> dict:
-    """Name -> lazy dask array on the sample dimensions, cast for storage."""
-    out = {}
-    if labels:
-        out["labels"] = model.predict(view.data).astype(label_dtype(model.n_components))
-    if proba:
-        out["proba"] = model.predict_proba(view.data).astype(np.float32)
-    if log_density:
-        out["log_density"] = model.score_samples(view.data)
-    if not out:
+    """Name -> lazy dask array on the sample dimensions, cast for storage.
+
+    All outputs come from one E-step per chunk.
+    """
+    if not (labels or proba or log_density):
         raise ValueError("Nothing to write: set labels, proba or log_density to True.")
-    return {name: unflatten_samples(values, view.sample_chunks) for name, values in out.items()}
+    out = model._predictions(view.data, labels, proba, log_density)
+    dtypes = {
+        "labels": label_dtype(model.n_components),
+        "proba": np.float32,
+        "log_density": np.float64,
+    }
+    return {
+        name: unflatten_samples(values.astype(dtypes[name]), view.sample_chunks)
+        for name, values in out.items()
+    }
 
 
 def _regular_chunks(array: da.Array) -> tuple:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from dask.callbacks import Callback
 
 from daskgmm import GaussianMixture, io
 from daskgmm.cli import main as cli_main
@@ -280,6 +281,28 @@ def test_write_predictions_plain_array_with_omitted_rows(tmp_path):
     np.testing.assert_array_equal(group["labels"][...], labels)
 
 
+def test_write_predictions_runs_one_estep_per_chunk_for_all_outputs(tmp_path):
+    X = np.random.default_rng(8).normal(size=(1000, D))
+    X[[3, 600], 1] = np.nan
+    arr = zarr.create_array(tmp_path / "x.zarr", data=X, chunks=(250, D))
+    model = _model(nan_policy="omit").fit(arr)
+    started = []
+
+    class Count(Callback):
+        def _pretask(self, key, dsk, state):
+            name = key[0] if isinstance(key, tuple) else key
+            started.append(name.split("-")[0])
+
+    out = tmp_path / "pred.zarr"
+    with Count():
+        io.write_predictions(model, arr, out, proba=True, log_density=True)
+    assert started.count("daskgmm_predict") == 4  # one per chunk, not one per output
+    group = zarr.open_group(out, mode="r")
+    np.testing.assert_array_equal(group["labels"][...], model.predict(X))
+    np.testing.assert_array_equal(group["proba"][...], model.predict_proba(X).astype(np.float32))
+    np.testing.assert_array_equal(group["log_density"][...], model.score_samples(X))
+
+
 def test_failed_write_is_not_left_looking_complete(tmp_path):
     X = np.random.default_rng(7).normal(size=(1000, D))
     model = _model().fit(X)
@@ -379,7 +402,7 @@ def test_cli_make_data_table_and_cube(tmp_path, capsys):
     assert ds["data"].dims == ("time", "y", "x", "band")
     assert ds["data"].shape == (2, 10, 12, 16)
     assert cli_main(args) == 2  # exists
-    assert "already contains data" in capsys.readouterr().err
+    assert "pass --overwrite" in capsys.readouterr().err
 
 
 def test_io_stays_lazy_and_layered():
