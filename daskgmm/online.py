@@ -23,6 +23,7 @@ import dask.array as da
 import numpy as np
 from sklearn.utils import check_random_state
 
+from . import _checkpoint
 from ._base import _N_COVARIANCE_PARAMETERS, BaseGaussianMixture
 from ._engine import (
     RowChunks,
@@ -44,7 +45,7 @@ from ._validation import (
     validate_parameters,
 )
 from .fingerprint import training_data_fingerprint
-from .mixture import iteration_statistics
+from .mixture import _performance_report, iteration_statistics
 from .model_store import ModelFileError, StoredModel, register_model
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,94 @@ _STATE_SHAPES = {
     "stats_means": lambda k, d, cov: (k, d),
     "stats_m2": lambda k, d, cov: _M2_SHAPE[cov](k, d),
 }
+
+
+#: Parameters that do not change the result, left out of a checkpoint's fingerprint.
+_UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
+_PARAMETER_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
+
+class _OnlineCheckpoint:
+    """Writes and restores a stepwise-EM fit between mini-batches.
+
+    The state is the model (parameters, online statistics, counters, history),
+    the pass and the number of its mini-batches done, that pass's chunk order,
+    and the random state after drawing it, so a resumed fit replays exactly.
+    Pass ``max_passes + 1`` with nothing done means only the final batch pass is
+    left; ``max_passes + 2`` means the fit is complete.
+    """
+
+    def __init__(self, estimator, rows: RowChunks, path, random_state):
+        self.estimator = estimator
+        self.path = path
+        self.random_state = random_state
+        if path is None:
+            return
+        params = {
+            name: ("RandomState" if isinstance(v, np.random.RandomState) else v)
+            for name, v in estimator.get_params().items()
+            if name not in _UNFINGERPRINTED
+        }
+        data = {
+            "shape": rows.array.shape,
+            "dtype": str(rows.array.dtype),
+            "row_chunks": rows.array.chunks[0],
+            "weighted": rows.weights is not None,
+        }
+        self.fingerprint = _checkpoint.fingerprint(params, data)
+
+    def save(self, n_pass: int, order, done: int) -> None:
+        """Record that ``done`` mini-batches of pass ``n_pass`` (in ``order``) are done."""
+        if self.path is None:
+            return
+        model = self.estimator
+        kind, keys, pos, has_gauss, cached = self.random_state.get_state()
+        stats_meta, stats_arrays = model._extra_state()
+        meta = {
+            "fingerprint": self.fingerprint,
+            "pass": n_pass,
+            "done": done,
+            "random_state": [kind, int(pos), int(has_gauss), float(cached)],
+            "lower_bound": model.lower_bound_,
+            "log_likelihood_history": model.log_likelihood_history_,
+            "n_batches_seen": model.n_batches_seen_,
+            "n_samples_seen": model.n_samples_seen_,
+            "warm_up_batches": model.warm_up_batches_,
+            "stats": stats_meta,
+        }
+        arrays = {"random_state_keys": keys, **stats_arrays}
+        arrays.update({name: getattr(model, name) for name in _PARAMETER_ARRAYS})
+        if order is not None:
+            arrays["order"] = np.asarray(order)
+        _checkpoint.save(self.path, meta, arrays)
+
+    def restore(self):
+        """``(pass, order or None, mini-batches done)`` to continue from, or None."""
+        if self.path is None:
+            return None
+        loaded = _checkpoint.load(self.path, self.fingerprint)
+        if loaded is None:
+            return None
+        meta, arrays = loaded
+        model = self.estimator
+        kind, pos, has_gauss, cached = meta["random_state"]
+        self.random_state.set_state((kind, arrays["random_state_keys"], pos, has_gauss, cached))
+        model._set_parameters(*(arrays[name] for name in _PARAMETER_ARRAYS))
+        model.lower_bound_ = float(meta["lower_bound"])
+        model.log_likelihood_history_ = [float(v) for v in meta["log_likelihood_history"]]
+        model.n_batches_seen_ = int(meta["n_batches_seen"])
+        model.n_samples_seen_ = int(meta["n_samples_seen"])
+        model.warm_up_batches_ = meta["warm_up_batches"]
+        model._restore_extra_state(
+            meta["stats"], {k: v for k, v in arrays.items() if k.startswith("stats_")}
+        )
+        logger.info(
+            "resuming from checkpoint %s: pass %d, %d mini-batches done",
+            self.path,
+            meta["pass"],
+            meta["done"],
+        )
+        return int(meta["pass"]), arrays.get("order"), int(meta["done"])
 
 
 @register_model
@@ -350,7 +439,7 @@ init_sample_size, chunk_rows, split_every
             stats.mean_log_likelihood,
         )
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, *, checkpoint=None, performance_report=None):
         """Fit by stepwise EM: ``max_passes`` shuffled passes over the row chunks.
 
         Parameters
@@ -358,31 +447,54 @@ init_sample_size, chunk_rows, split_every
         X : array-like or dask array of shape (n_samples, n_features)
         y : ignored
         sample_weight : array-like or dask array of shape (n_samples,), optional
+        checkpoint : path, optional
+            A directory where the fit's state (model, online statistics, place in
+            the pass, random state) is written, atomically, after every
+            mini-batch.  Fitting again with the same checkpoint (same parameters,
+            same data) resumes after the last completed mini-batch and reaches the
+            result an uninterrupted fit reaches; after a completed fit it returns
+            that result without computing.
+        performance_report : path, optional
+            Write distributed's HTML performance report of the fit there (needs
+            an active ``distributed.Client``).
 
         Returns
         -------
         self : OnlineGaussianMixture
         """
+        with _performance_report(performance_report, self.scheduler):
+            return self._fit(X, sample_weight, checkpoint)
+
+    def _fit(self, X, sample_weight, checkpoint):
         self._validate()
         rows = self._rows(X, sample_weight, self.n_components)
         random_state = check_random_state(self.random_state)
-        n_batches = len(
-            mini_batches(np.arange(rows.n_chunks), rows.array.chunks[0], self.batch_size)
-        )
+        chunk_rows = rows.array.chunks[0]
+        n_batches = len(mini_batches(np.arange(rows.n_chunks), chunk_rows, self.batch_size))
+        saver = _OnlineCheckpoint(self, rows, checkpoint, random_state)
         with self._computing(n_batches * self.max_passes):
-            self._initialise(rows, random_state)
-            for n_pass in range(1, self.max_passes + 1):
-                order = random_state.permutation(rows.n_chunks)
-                for chunk_ids in mini_batches(order, rows.array.chunks[0], self.batch_size):
-                    self._step(rows, chunk_ids)
+            place = saver.restore()
+            if place is None:
+                self._initialise(rows, random_state)
+                place = (1, None, 0)
+            first_pass, order, done = place
+            for n_pass in range(first_pass, self.max_passes + 1):
+                if order is None:
+                    order = random_state.permutation(rows.n_chunks)
+                batches = mini_batches(order, chunk_rows, self.batch_size)
+                for index in range(done, len(batches)):
+                    self._step(rows, batches[index])
+                    saver.save(n_pass, order, index + 1)
+                order, done = None, 0
                 logger.info(
                     "pass %d: %d batches, running mean log-likelihood %.5f",
                     n_pass,
                     self.n_batches_seen_,
                     self.lower_bound_,
                 )
-            if self.final_batch_pass:
+            if self.final_batch_pass and first_pass <= self.max_passes + 1:
                 self._batch_em_pass(rows)
+                saver.save(self.max_passes + 2, None, 0)
         self.n_passes_ = self.max_passes + int(self.final_batch_pass)
         self.training_data_ = training_data_fingerprint(X)
         return self

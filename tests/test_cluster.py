@@ -18,7 +18,7 @@ import pytest
 from dask.callbacks import Callback
 from distributed import Client
 
-from daskgmm import GaussianMixture
+from daskgmm import GaussianMixture, OnlineGaussianMixture
 from daskgmm.cluster import (
     ClusterConnectionError,
     cluster_from_options,
@@ -256,10 +256,14 @@ def test_explicit_client_and_performance_report(scheduler_and_workers, zarr_data
         model = GaussianMixture(K, tol=0.0, max_iter=3, scheduler=client, **start)
         _fit_quietly_with(model, X, performance_report=report)
         ran_there = set(client.run_on_scheduler(_task_prefixes))
+        online = OnlineGaussianMixture(K, batch_size=N_ROWS // 2, max_passes=1, scheduler=client)
+        _fit_quietly_with(online, X, performance_report=tmp_path / "online.html")
     assert "daskgmm_estep" in ran_there  # ran on the explicit client, not the default
     assert model.n_iter_ == 3
     html = report.read_text()
     assert "<html" in html.lower() and "daskgmm_estep" in html
+    assert online.n_batches_seen_ == 2
+    assert "daskgmm_estep" in (tmp_path / "online.html").read_text()
 
 
 def _fit_quietly_with(model, X, **kwargs):

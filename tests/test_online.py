@@ -179,6 +179,79 @@ def test_final_batch_pass_is_one_exact_em_iteration(rng):
     _assert_one_em_iteration_from(online, Xd, ended)
 
 
+@pytest.mark.parametrize(
+    ("stop_after", "final_batch_pass"),
+    [(1, False), (6, False), (8, False), (16, False), (8, True), (None, True)],
+)
+def test_checkpoint_resumes_to_the_uninterrupted_result(
+    rng, tmp_path, monkeypatch, stop_after, final_batch_pass
+):
+    # 8 mini-batches per pass, 2 passes: stop inside the first pass, at the end of a
+    # pass, never (16: a completed checkpoint), or (None) in the final batch pass
+    X, _ = _blobs(rng, n=4000)
+    Xd = da.from_array(X, chunks=(250, 3))
+    kw = {"batch_size": 500, "random_state": 7, "final_batch_pass": final_batch_pass}
+    whole = OnlineGaussianMixture(3, **kw).fit(Xd)
+    path = tmp_path / "ckpt"
+
+    class Killed(Exception):
+        pass
+
+    real_step, real_pass = OnlineGaussianMixture._step, OnlineGaussianMixture._batch_em_pass
+    steps = []
+
+    def dying_step(self, rows, chunk_ids):
+        if len(steps) == stop_after:
+            raise Killed
+        steps.append(1)
+        real_step(self, rows, chunk_ids)
+
+    def dying_pass(self, rows):
+        raise Killed
+
+    monkeypatch.setattr(OnlineGaussianMixture, "_step", dying_step)
+    if stop_after is None:
+        monkeypatch.setattr(OnlineGaussianMixture, "_batch_em_pass", dying_pass)
+    interrupted = OnlineGaussianMixture(3, **kw)
+    if stop_after == 16:
+        interrupted.fit(Xd, checkpoint=path)  # 16 steps: nothing left to interrupt
+    else:
+        with pytest.raises(Killed):
+            interrupted.fit(Xd, checkpoint=path)
+    monkeypatch.setattr(OnlineGaussianMixture, "_step", real_step)
+    monkeypatch.setattr(OnlineGaussianMixture, "_batch_em_pass", real_pass)
+    steps.clear()
+    counted = []
+    monkeypatch.setattr(
+        OnlineGaussianMixture,
+        "_step",
+        lambda self, rows, ids: counted.append(1) or real_step(self, rows, ids),
+    )
+    resumed = OnlineGaussianMixture(3, **kw).fit(Xd, checkpoint=path)
+    assert len(counted) == 16 - (16 if stop_after is None else stop_after)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+    assert resumed.log_likelihood_history_ == whole.log_likelihood_history_
+    assert resumed.lower_bound_ == whole.lower_bound_
+    assert (resumed.n_batches_seen_, resumed.n_samples_seen_) == (16, 8000)
+    # a completed checkpoint gives the result again without computing
+    counted.clear()
+    again = OnlineGaussianMixture(3, **kw).fit(Xd, checkpoint=path)
+    assert not counted
+    np.testing.assert_array_equal(again.means_, whole.means_)
+
+
+def test_checkpoint_of_another_fit_is_refused(rng, tmp_path):
+    X, _ = _blobs(rng, n=2000)
+    OnlineGaussianMixture(3, batch_size=500, random_state=0).fit(X, checkpoint=tmp_path / "c")
+    with pytest.raises(ValueError, match="other estimator parameters"):
+        OnlineGaussianMixture(3, batch_size=400, random_state=0).fit(X, checkpoint=tmp_path / "c")
+    with pytest.raises(ValueError, match="other data"):
+        OnlineGaussianMixture(3, batch_size=500, random_state=0).fit(
+            X[:1500], checkpoint=tmp_path / "c"
+        )
+
+
 def test_partial_fit_initialises_from_its_first_block_and_counts(rng):
     X, centres = _blobs(rng, n=9000)
     model = OnlineGaussianMixture(3, batch_size=1000, random_state=0)
