@@ -57,6 +57,11 @@ def _one_of(options: tuple) -> Callable:
     return check
 
 
+def _boolean(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+
+
 def _random_state(name, value):
     ok = value is None or isinstance(value, (numbers.Integral, np.random.RandomState))
     if isinstance(value, bool) or not ok:
@@ -87,13 +92,13 @@ PARAMETER_CONSTRAINTS: dict[str, Callable] = {
     "means_init": _anything,
     "precisions_init": _anything,
     "random_state": _random_state,
-    "warm_start": _one_of((True, False)),
+    "warm_start": _boolean,
     "verbose": _integer(0),
     "verbose_interval": _integer(1),
     "init_sample_size": _integer(1),
     "chunk_rows": _chunk_rows,
     "split_every": _integer(2, allow_none=True),
-    "progress": _one_of((True, False)),
+    "progress": _boolean,
     "scheduler": _anything,  # whatever dask.compute(scheduler=...) accepts
     "nan_policy": _one_of(NAN_POLICIES),
 }

@@ -38,8 +38,8 @@ from ._kernels import LogDensity
 from ._progress import ChunkProgress, FitProgress
 from ._stats import _M2_SHAPE, EStep, SufficientStats, chunk_stats, m_step
 from ._validation import (
+    _boolean,
     _integer,
-    _one_of,
     _real,
     check_feature_count,
     validate_parameters,
@@ -69,7 +69,7 @@ ONLINE_CONSTRAINTS = {
     "t0": _real(0.0),
     "kappa": _kappa,
     "warm_up": _warm_up,
-    "final_batch_pass": _one_of((True, False)),
+    "final_batch_pass": _boolean,
 }
 
 

@@ -396,6 +396,8 @@ def test_unit_sample_weights_equal_unweighted_fit(init, as_dask):
         ({"max_iter": True}, TypeError, r"max_iter must be an integer"),
         ({"tol": "small"}, TypeError, r"tol must be a real number"),
         ({"random_state": "seed"}, TypeError, r"random_state must be None, an int"),
+        ({"warm_start": 1}, TypeError, r"warm_start must be True or False, got 1"),
+        ({"progress": "yes"}, TypeError, r"progress must be True or False"),
     ],
     ids=lambda v: repr(v) if isinstance(v, dict) else None,
 )
