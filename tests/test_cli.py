@@ -187,9 +187,6 @@ def test_predict_writes_exactly_the_models_labels(work, fitted):
     )
     assert group.attrs["daskgmm_complete"] is True
     assert summary["counts"] == np.bincount(expected, minlength=K).tolist()
-    # a second run does not replace the output unless asked
-    proc = run_cli("predict", "model", "data.zarr", "--out", "pred.zarr", cwd=work, check_code=2)
-    assert "--overwrite" in proc.stderr
 
 
 def test_select_table_equals_direct_fits_and_finds_three_components(work):
@@ -275,7 +272,8 @@ def test_require_converged_exits_3_and_saves_nothing(work):
     assert not (work / "m3").exists()
 
 
-def test_tampered_model_is_refused(work, fitted, tmp_path):
+def test_tampered_model_is_refused(work, fitted, tmp_path, capsys):
+    """In-process (the same main() the console script runs)."""
     import shutil
 
     copy = tmp_path / "model"
@@ -284,8 +282,11 @@ def test_tampered_model_is_refused(work, fitted, tmp_path):
         arrays = dict(npz)
     arrays["fitted__means_"] = arrays["fitted__means_"] + 1.0
     np.savez(copy / "arrays.npz", **arrays)
-    proc = run_cli("info", copy, cwd=work, check_code=2)
-    assert "checksum" in proc.stderr and "save the model again" in proc.stderr
+    assert main(["info", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "checksum" in err and "save the model again" in err
+    assert main(["predict", str(copy), str(work / "data.zarr"), "--out", str(tmp_path / "p")]) == 2
+    assert not (tmp_path / "p").exists()
 
 
 def test_demo_on_a_local_cluster_with_report_and_plot(tmp_path):
@@ -345,6 +346,12 @@ def test_demo_on_a_local_cluster_with_report_and_plot(tmp_path):
         ),
         (["select", "data.zarr", "--out", "curve.txt"], ".json or .csv"),
         (["predict", "model", "data.zarr", "--out", "data.zarr", "--overwrite"], "overlaps"),
+        (["predict", "model", "data.zarr", "--out", "model"], "--overwrite"),
+        (["predict", "model", "data.zarr", "--out", "model", "--overwrite"], "not a Zarr store"),
+        (
+            ["fit", "data.zarr", "-k", "2", "--model", "data.zarr", "--overwrite"],
+            "not a saved model",
+        ),
         (["score", "nowhere", "data.zarr"], "daskgmm fit --model"),
         (["make-data", "x.zarr", "--cube-shape", "2,3"], "--cube-shape"),
     ],
@@ -376,3 +383,67 @@ def test_k_values():
     assert k_values("2,4,8") == [2, 4, 8]
     assert k_values("1..3,8, 2") == [1, 2, 3, 8]
     assert k_values("5") == [5]
+
+
+def test_nan_rows_are_refused_then_omitted_and_labelled_minus_one(tmp_path, monkeypatch, capsys):
+    """In-process: --nan-policy raise says what to change; omit fits and writes -1."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(1000, 2)), rng.normal(size=(1000, 2)) + 6.0])
+    X[::100, 1] = np.nan
+    zarr.create_array(tmp_path / "nan.zarr", data=X, chunks=(500, 2))
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", "nan.zarr", "-k", "2", "--model", "m", "--random-state", "0"]
+    assert main(fit) == 2
+    assert "--nan-policy" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+    assert main([*fit, "--nan-policy", "omit", "--quiet"]) == 0
+    assert main(["predict", "m", "nan.zarr", "--out", "p.zarr", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    labels = zarr.open_group(tmp_path / "p.zarr", mode="r")["labels"][:]
+    np.testing.assert_array_equal(labels == -1, np.isnan(X).any(axis=1))
+    assert summary["unlabelled"] == 20 and sum(summary["counts"]) == 1980
+
+
+def test_cube_with_variable_and_feature_dim(tmp_path, monkeypatch, capsys):
+    """In-process: an xarray cube store; predictions come back on (time, y, x)."""
+    import xarray as xr
+
+    from daskgmm.datasets import write_cube
+
+    write_cube(tmp_path / "cube.zarr", (2, 30, 40), 3, 2, (1, 30, 40), seed=2)
+    monkeypatch.chdir(tmp_path)
+    common = ["--variable", "data", "--feature-dim", "band"]
+    assert main(["fit", "cube.zarr", "-k", "2", "--model", "m", "--quiet", *common]) == 0
+    assert main(["predict", "m", "cube.zarr", "--out", "p.zarr", "--quiet", *common]) == 0
+    model = daskgmm.load(tmp_path / "m")
+    assert model.training_data_["variables"] == "data"
+    assert model.training_data_["rows"]["sample_dims"] == ["time", "y", "x"]
+    cube = xr.open_zarr(tmp_path / "cube.zarr", consolidated=False)["data"]
+    written = xr.open_zarr(tmp_path / "p.zarr", consolidated=False, mask_and_scale=False)
+    assert written["labels"].dims == ("time", "y", "x")
+    np.testing.assert_array_equal(written["labels"].values, model.predict(cube).values)
+    assert (
+        main(["fit", "cube.zarr", "-k", "2", "--model", "m2", "--chunk-rows", "100", *common]) == 2
+    )
+    assert "--chunk-rows applies to tables" in capsys.readouterr().err
+
+
+def test_chunk_rows_rechunks_a_table(work, fitted, tmp_path, monkeypatch):
+    monkeypatch.chdir(work)
+    out = tmp_path / "m"
+    assert (
+        main(
+            [
+                "fit",
+                "data.zarr",
+                *FIT_OPTIONS,
+                "--model",
+                str(out),
+                "--chunk-rows",
+                "1500",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert daskgmm.load(out).training_data_["rows"]["row_chunks"] == 4

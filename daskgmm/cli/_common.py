@@ -502,25 +502,40 @@ def check_feature_count(model, view, args: argparse.Namespace) -> None:
         )
 
 
+#: Files that mark a directory as what an output option may replace.
+_MARKERS = {"model": ("model.json",), "store": ("zarr.json", ".zgroup", ".zarray")}
+
+
 def check_new_output(path: str, overwrite: bool, what: str, kind: str = "store") -> None:
-    """Refuse to replace an existing output unless ``--overwrite``."""
+    """Refuse to replace an existing output unless ``--overwrite``, and even then
+    anything but an output of the same kind (a model directory, a Zarr store).
+
+    Parameters
+    ----------
+    path : str
+        The output path or URL (remote stores are left to their writer).
+    overwrite : bool
+    what : str
+        The option naming the path, for messages.
+    kind : {'store', 'model'}
+    """
     if "://" in path and not path.startswith("file://"):
         return  # remote stores: the writer refuses an existing one itself
     target = Path(path.removeprefix("file://"))
-    if target.exists() and not overwrite:
+    if not target.exists():
+        return
+    if not overwrite:
         raise UsageError(
             f"{what} {path!r} exists; pass --overwrite to replace it, or choose another path."
         )
-    if target.exists() and kind == "model" and target.is_dir():
-        from ..model_store import MODEL_FILE
-
-        if any(target.iterdir()) and not (target / MODEL_FILE).is_file():
-            raise UsageError(
-                f"{what} {path!r} is a directory but not a saved model; it is not replaced: "
-                "choose another path."
-            )
-    if target.exists() and not target.is_dir():
+    if not target.is_dir():
         raise UsageError(f"{what} {path!r} is a file; choose another path.")
+    if any(target.iterdir()) and not any((target / m).is_file() for m in _MARKERS[kind]):
+        name = "a saved model" if kind == "model" else "a Zarr store"
+        raise UsageError(
+            f"{what} {path!r} is a directory but not {name}; daskgmm does not replace it: "
+            "choose another path."
+        )
 
 
 def check_plot_path(path: str | None, flag: str = "--plot") -> None:

@@ -21,6 +21,7 @@ from ._common import (
     add_cluster_options,
     add_output_options,
     add_progress_option,
+    check_new_output,
     compute_session,
     converged,
     fit_model,
@@ -87,9 +88,8 @@ def run(args: argparse.Namespace) -> int:
     out, which = _output_dir(args)
     paths = {name: str(out / file) for name, file in OUTPUTS.items()}
     plot = available() and not args.no_plot
-    model_dir = Path(paths["model"])
-    if model_dir.exists() and not (model_dir / "model.json").is_file():
-        raise UsageError(f"{model_dir} exists and is not a saved model; choose another --out-dir.")
+    for name, kind in (("data", "store"), ("predictions", "store"), ("model", "model")):
+        check_new_output(paths[name], True, f"--out-dir {args.out_dir!r}: {name}", kind)
     start = time.perf_counter()
     say(args, f"writing to {out.resolve()}, {which}")
 
