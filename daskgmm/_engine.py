@@ -28,6 +28,7 @@ from dask.base import tokenize
 from dask.delayed import Delayed, delayed
 from dask.highlevelgraph import HighLevelGraph
 
+from ._progress import active_pass_progress
 from ._stats import merge_all
 from ._validation import (
     check_data_shape,
@@ -356,6 +357,12 @@ def compute(*graphs):
     """
     with single_threaded_blas():
         try:
+            client = _distributed_client()
+            progress = active_pass_progress()
+            if client is not None and progress is not None:
+                from .cluster import compute_with_progress
+
+                return compute_with_progress(client, graphs, progress.chunk_fraction)
             return dask.compute(*graphs)
         except concurrent.futures.CancelledError as exc:
             address = _scheduler_address() or "the scheduler in use"
@@ -364,6 +371,14 @@ def compute(*graphs):
                 f"computation ({exc}). Check that the scheduler is running and reachable, "
                 "then fit again (with checkpoint= a fit resumes where it stopped)."
             ) from exc
+
+
+def _distributed_client():
+    """The ``distributed.Client`` dask computes with now, or None (local schedulers)."""
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    if owner is not None and type(owner).__module__.startswith("distributed"):
+        return owner
+    return None
 
 
 @contextmanager

@@ -5,8 +5,9 @@ With ``progress=True`` an estimator draws, on stderr::
     EM init 1  12/100 [######..........]  lower bound -26.355945  change 1.23e-05  pass 37%
 
 The pass percentage counts finished E-step tasks while a pass runs on a local
-scheduler (threads, processes, sync).  On a distributed cluster the dashboard's
-progress pane shows the chunks; the line then updates once per iteration.
+scheduler (threads, processes, sync).  On a distributed cluster it counts the
+pass's finished tasks (reads, E-steps, merges) as the scheduler reports them
+(:func:`daskgmm.cluster.compute_with_progress`).
 """
 
 from __future__ import annotations
@@ -87,8 +88,20 @@ class FitProgress:
             self.stream.flush()
 
 
+_active = threading.local()
+
+
+def active_pass_progress() -> FitProgress | None:
+    """The bar that a pass computed now (in this thread) reports to, if any."""
+    return getattr(_active, "progress", None)
+
+
 class ChunkProgress(Callback):
-    """Reports the fraction of a pass's chunk tasks done (local schedulers only).
+    """Reports the fraction of a pass's chunk tasks done.
+
+    On local schedulers through dask's callbacks; while the block runs, the bar
+    is also :func:`active_pass_progress`, which ``_engine.compute`` uses on a
+    distributed cluster.
 
     Parameters
     ----------
@@ -103,6 +116,15 @@ class ChunkProgress(Callback):
         self.prefix = prefix
         self.total = 0
         self.finished = 0
+
+    def __enter__(self):
+        self._outer = active_pass_progress()
+        _active.progress = self.progress
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        _active.progress = self._outer
+        return super().__exit__(*exc)
 
     @staticmethod
     def _name(key) -> str:

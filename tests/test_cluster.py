@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -299,3 +300,35 @@ def test_losing_the_scheduler_is_a_clear_error_not_a_hang(scheduler_and_workers,
     error = outcome["error"]
     assert isinstance(error, SchedulerConnectionError)
     assert address in str(error) and "Check that the scheduler is running" in str(error)
+
+
+# A pass of 20 chunks on 2 workers takes at least 0.5 s; a lambda, sent by value.
+_slow_rows = lambda block: (time.sleep(0.05), block)[1]  # noqa: E731
+
+
+def test_progress_shows_the_share_of_a_pass_on_a_cluster(scheduler_and_workers, zarr_data):
+    from daskgmm.cluster import compute_with_progress
+
+    path, start = zarr_data
+    X = da.from_zarr(path).map_blocks(_slow_rows, dtype=np.float64)
+    with Client(scheduler_and_workers["address"], set_as_default=False, timeout=30) as client:
+        _wait_for_workers(client, 2)
+        fractions = []
+        (total,) = compute_with_progress(client, [X.sum()], fractions.append)
+        model = GaussianMixture(K, tol=0.0, max_iter=2, progress=True, scheduler=client, **start)
+        stderr = _capture_stderr(lambda: _fit_quietly(model, X))
+    assert total == pytest.approx(float(da.from_zarr(path).sum().compute()))
+    assert fractions and fractions == sorted(fractions) and 0.0 <= fractions[0] <= 1.0
+    assert fractions[-1] == 1.0 or len(fractions) > 1
+    shares = [int(p) for p in re.findall(r"pass\s+(\d+)%", stderr)]
+    assert shares and all(0 <= s <= 100 for s in shares)  # drawn during the passes
+
+
+def _capture_stderr(action) -> str:
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer):
+        action()
+    return buffer.getvalue()
