@@ -673,4 +673,5 @@ def _plain(value):
 
 
 def error(message: str) -> None:
+    """An error line on stderr (``daskgmm: error: ...``)."""
     print(f"daskgmm: error: {message}", file=sys.stderr, flush=True)

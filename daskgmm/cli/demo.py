@@ -76,6 +76,7 @@ def _output_dir(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The demo, step by step; the exit code."""
     from .. import GaussianMixture
     from ..datasets import write_table
     from ..io import write_predictions

@@ -90,6 +90,7 @@ def describe_fit(model) -> str:
 
 
 def not_converged_message(model) -> str:
+    """What to change when a batch fit did not converge."""
     return (
         f"the fit did not converge in {model.n_iter_} iteration{'s' * (model.n_iter_ != 1)} "
         f"(tol {model.tol:g}); "
@@ -98,6 +99,7 @@ def not_converged_message(model) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Fit, check convergence, save the model (and the plot); the exit code."""
     check_new_output(args.model, args.overwrite, "--model", kind="model")
     check_plot_path(args.plot)
     if args.checkpoint is not None and args.online:

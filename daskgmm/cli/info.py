@@ -74,6 +74,7 @@ def data_changed(fp: dict) -> bool | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check MODEL and print its metadata; the exit code."""
     from ..model_store import read_metadata
 
     model = load_model(args.model)  # checks the model whole (arrays, checksum, shapes)

@@ -52,6 +52,7 @@ def parse_layout(args: argparse.Namespace) -> tuple[int, tuple | None, tuple]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the synthetic store; the exit code."""
     from ..datasets import write_cube, write_table
 
     n_samples, cube, chunks = parse_layout(args)

@@ -55,6 +55,7 @@ def label_counts(store: str, n_components: int) -> tuple[list[int], int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the predictions of MODEL on INPUT to --out; the exit code."""
     model = load_model(args.model)
     view = open_input(args)
     check_feature_count(model, view, args)

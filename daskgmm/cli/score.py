@@ -42,6 +42,7 @@ def criteria(model, rows) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the mean log-likelihood, BIC and AIC of MODEL on INPUT; the exit code."""
     model = load_model(args.model)
     view = open_input(args)
     check_feature_count(model, view, args)

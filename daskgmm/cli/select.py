@@ -100,6 +100,7 @@ def _check_out(path: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Fit every K, print and write the table, plot it, save the best; the exit code."""
     _check_out(args.out)
     check_plot_path(args.plot)
     if args.model is not None:
