@@ -447,3 +447,30 @@ def test_chunk_rows_rechunks_a_table(work, fitted, tmp_path, monkeypatch):
         == 0
     )
     assert daskgmm.load(out).training_data_["rows"]["row_chunks"] == 4
+
+
+def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_path, monkeypatch):
+    """In-process: a finished checkpoint returns the same model without computing."""
+    monkeypatch.chdir(work)
+    args = [
+        "fit",
+        "data.zarr",
+        "-k",
+        "3",
+        "--online",
+        "--batch-size",
+        "1000",
+        "--max-passes",
+        "1",
+        "--random-state",
+        "0",
+        "--checkpoint",
+        str(tmp_path / "ck"),
+        "--quiet",
+    ]
+    assert main([*args, "--model", str(tmp_path / "a")]) == 0
+    assert main([*args, "--model", str(tmp_path / "b")]) == 0
+    a, b = daskgmm.load(tmp_path / "a"), daskgmm.load(tmp_path / "b")
+    assert type(a).__name__ == "OnlineGaussianMixture" and a.n_batches_seen_ == 6
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert a.log_likelihood_history_ == b.log_likelihood_history_

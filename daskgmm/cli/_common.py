@@ -240,6 +240,12 @@ def add_estimator_options(parser: argparse.ArgumentParser, n_components: bool = 
         help="rows sampled for the k-means start (default 100000)",
     )
     group.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="write the fit's state here after every iteration (mini-batch with --online); "
+        "run the same command again to resume",
+    )
+    group.add_argument(
         "--random-state",
         type=non_negative_int,
         metavar="SEED",
@@ -257,11 +263,6 @@ def add_estimator_options(parser: argparse.ArgumentParser, n_components: bool = 
     )
     batch.add_argument(
         "--n-init", type=positive_int, metavar="N", help="initialisations, best kept (default 1)"
-    )
-    batch.add_argument(
-        "--checkpoint",
-        metavar="DIR",
-        help="write the fit's state here after every iteration; rerun to resume",
     )
     batch.add_argument(
         "--require-converged",
@@ -307,7 +308,6 @@ _BATCH_ONLY = {
     "max_iter": "--max-iter",
     "tol": "--tol",
     "n_init": "--n-init",
-    "checkpoint": "--checkpoint",
 }
 _ONLINE_ONLY = {
     "batch_size": "--batch-size",
@@ -350,7 +350,7 @@ def make_estimator(args: argparse.Namespace, n_components: int):
         nan_policy=args.nan_policy or "raise",
         progress=show_progress(args),
     )
-    extra = {name: getattr(args, name) for name in mine if name != "checkpoint"}
+    extra = {name: getattr(args, name) for name in mine}
     extra = {name: value for name, value in extra.items() if value is not None}
     cls = OnlineGaussianMixture if online else GaussianMixture
     model = cls(n_components, **common, **extra)
@@ -613,7 +613,7 @@ def _quiet_distributed_logs() -> None:
 
 
 def fit_model(model, view, checkpoint: str | None = None) -> tuple[float, list[str]]:
-    """Fit ``model`` to the rows (``checkpoint``: batch EM only).
+    """Fit ``model`` to the rows, checkpointing to ``checkpoint`` if given.
 
     Returns (seconds, warnings other than non-convergence raised by the fit, which
     are shown as Python shows warnings).

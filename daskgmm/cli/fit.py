@@ -102,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
     """Fit, check convergence, save the model (and the plot); the exit code."""
     check_new_output(args.model, args.overwrite, "--model", kind="model")
     check_plot_path(args.plot)
-    if args.checkpoint is not None and args.online:
-        raise UsageError("--checkpoint applies to batch EM; drop it or drop --online.")
     view = open_input(args)
     model = make_estimator(args, args.n_components)
     if view.n_samples < args.n_components:

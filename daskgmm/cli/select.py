@@ -105,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
     check_plot_path(args.plot)
     if args.model is not None:
         check_new_output(args.model, args.overwrite, "--model", kind="model")
-    if args.checkpoint is not None and args.online:
-        raise UsageError("--checkpoint applies to batch EM; drop it or drop --online.")
     view = open_input(args)
     models = {k: make_estimator(args, k) for k in args.k}
     too_many = [k for k in args.k if k > view.n_samples]
