@@ -288,6 +288,8 @@ def load(path):
         If the directory is not a model of a known class and schema version, or its
         files were modified.
     """
+    from . import mixture, online  # noqa: F401 - importing them registers the classes
+
     path = readable_directory(path) or Path(path)
     meta = _read_meta(path)
     cls = _MODELS.get(meta.get("class"))
