@@ -324,7 +324,9 @@ def single_threaded_blas():
 
     Dask already runs one task per core; BLAS threads on top of that oversubscribe
     the cores, and idle BLAS threads of one library slow the tiny M-step products
-    of another.  Distributed workers get the same limit from their nanny.
+    of another.  This limits the client process (and the threaded scheduler);
+    :func:`compute` limits distributed workers through
+    :func:`daskgmm.cluster.limit_worker_blas`.
     """
     global _BLAS_CONTROLLER
     if _BLAS_CONTROLLER is None:
@@ -347,7 +349,9 @@ def _scheduler_address() -> str:
 
 
 def compute(*graphs):
-    """Compute graphs in one call with single-threaded BLAS; returns a tuple.
+    """Compute graphs in one call with single-threaded BLAS, here and on workers.
+
+    Returns a tuple.
 
     Raises
     ------
@@ -358,6 +362,10 @@ def compute(*graphs):
     with single_threaded_blas():
         try:
             client = _distributed_client()
+            if client is not None:
+                from .cluster import limit_worker_blas
+
+                limit_worker_blas(client)
             progress = active_pass_progress()
             if client is not None and progress is not None:
                 from .cluster import compute_with_progress

@@ -18,18 +18,38 @@ the command line, pipelines and scripts that want a cluster set up for them::
 Dashboards started here listen on 127.0.0.1 unless asked otherwise.  For remote
 clusters use distributed's TLS security configuration
 (``distributed.comm.tls.*`` or ``Client(address, security=Security(...))``).
+
+Workers started here keep freed chunk-sized buffers for reuse (see
+:data:`WORKER_MALLOC_ENV`); for workers started elsewhere, set those variables in
+the environment ``dask worker`` starts in.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import weakref
 from contextlib import contextmanager
 
 logger = logging.getLogger(__name__)
 
 #: Seconds to wait for a scheduler before giving up with a clear error.
 CONNECT_TIMEOUT = 10
+
+#: glibc malloc settings for the worker processes :func:`start_local_cluster` starts.
+#: distributed's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``, which also pins glibc's
+#: mmap threshold at 128 KiB: every buffer Zarr allocates for a chunk (the bytes read,
+#: the decoded array) is then mapped afresh and faulted in page by page, about
+#: 250,000 page faults per pass over 512 MB (the threaded scheduler: 5,000-10,000),
+#: and a bare read pass takes twice as long as in the client process.  These values
+#: are what glibc settles on by itself in a process that does not set them: buffers
+#: below 32 MiB (glibc's ceiling) come from the heap and are reused, and up to
+#: 64 MiB of free heap is kept rather than returned to the system.  Chunks above
+#: 32 MiB are mapped afresh whatever the setting, with any scheduler.
+WORKER_MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+    "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20),
+}
 
 
 class ClusterConnectionError(ConnectionError):
@@ -102,10 +122,14 @@ def start_local_cluster(
     memory_limit: str | int | None = "auto",
     dashboard_address: str = "127.0.0.1:0",
     processes: bool = True,
+    trim_worker_memory: bool = False,
 ):
     """Start a LocalCluster on this machine and return a Client connected to it.
 
     Closing the client (or leaving its ``with`` block) shuts the cluster down.
+    Worker processes start with :data:`WORKER_MALLOC_ENV` (chunk buffers reused)
+    unless ``trim_worker_memory``; their BLAS runs one thread (distributed's
+    nanny sets ``OPENBLAS_NUM_THREADS=1`` and the like).
 
     Parameters
     ----------
@@ -116,6 +140,11 @@ def start_local_cluster(
         Where the dashboard listens; loopback by default, port chosen freely.
     processes : bool
         Workers as separate processes (default) or threads of this one.
+    trim_worker_memory : bool
+        Keep distributed's ``MALLOC_TRIM_THRESHOLD_=65536``: workers return freed
+        memory to the system at once (a lower resting memory between
+        computations), and map and fault in every chunk buffer afresh (Zarr
+        passes up to twice as slow for chunks below 32 MiB).
 
     Returns
     -------
@@ -123,14 +152,16 @@ def start_local_cluster(
     """
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker,
-        memory_limit=memory_limit,
-        dashboard_address=dashboard_address,
-        host="127.0.0.1",
-        processes=processes,
-    )
+    env = {} if trim_worker_memory or not processes else WORKER_MALLOC_ENV
+    with _worker_environ(env):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            memory_limit=memory_limit,
+            dashboard_address=dashboard_address,
+            host="127.0.0.1",
+            processes=processes,
+        )
     client = Client(cluster)
     client._daskgmm_owns_cluster = cluster
     logger.info(
@@ -140,6 +171,104 @@ def start_local_cluster(
         dashboard_link(client),
     )
     return client
+
+
+@contextmanager
+def _worker_environ(env: dict[str, str]):
+    """Environment variables for the worker processes nannies spawn in the block.
+
+    They go into distributed's ``pre-spawn-environ`` configuration, so that a
+    nanny restarting its worker later sets them again, and into this process's
+    environment while the block runs: the nanny lets this process's environment
+    override its configuration, and an earlier nanny in this process has left
+    distributed's own values there (it sets them here before spawning).  The
+    environment is restored afterwards.
+    """
+    if not env:
+        yield
+        return
+    import dask
+
+    saved = {name: os.environ.get(name) for name in env}
+    config = {f"distributed.nanny.pre-spawn-environ.{name}": v for name, v in env.items()}
+    os.environ.update(env)
+    try:
+        with dask.config.set(config):
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    logger.debug("worker processes started with %s", env)
+
+
+#: Name of the worker plugin that limits BLAS to one thread (see :func:`limit_worker_blas`).
+BLAS_PLUGIN_NAME = "daskgmm-single-threaded-blas"
+
+_BLAS_LIMITED_CLIENTS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _blas_plugin():
+    """A distributed ``WorkerPlugin`` limiting the E-step's BLAS to one thread."""
+    from distributed import WorkerPlugin
+
+    # Defined here, as distributed is imported lazily: cloudpickle sends the class
+    # by value, so its methods import what they use absolutely.
+    class SingleThreadedBlas(WorkerPlugin):
+        name = BLAS_PLUGIN_NAME
+        idempotent = True  # registered already (by another client): left as it is
+
+        def setup(self, worker):
+            import logging
+
+            from threadpoolctl import threadpool_info, threadpool_limits
+
+            # Load the BLAS libraries the chunk tasks use (numpy's and scipy's)
+            # before limiting them: threadpoolctl only sees loaded libraries.
+            import daskgmm._stats  # noqa: F401
+
+            before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            self._limits = threadpool_limits(limits=1, user_api="blas")
+            if any(n > 1 for n in before):
+                logging.getLogger("daskgmm.cluster").info(
+                    "worker %s: BLAS limited to 1 thread (was %s)", worker.name, before
+                )
+
+        def teardown(self, worker):
+            limits = getattr(self, "_limits", None)
+            if limits is not None:
+                limits.restore_original_limits()
+
+    return SingleThreadedBlas()
+
+
+def limit_worker_blas(client) -> None:
+    """Run BLAS with one thread in every worker of ``client``'s cluster, present and future.
+
+    Dask runs one task per worker thread; BLAS threads on top oversubscribe the
+    cores (two 1-thread workers with 2 BLAS threads each on 2 cores: an EM
+    iteration 3x slower).  distributed's nanny sets ``OPENBLAS_NUM_THREADS=1``
+    and the like, but workers started without a nanny (``dask worker
+    --no-nanny``) or with other settings run BLAS on every core.  The estimators
+    call this once per client before computing on it; it registers a worker
+    plugin named :data:`BLAS_PLUGIN_NAME`, which stays on the cluster:
+    ``client.unregister_worker_plugin(BLAS_PLUGIN_NAME)`` restores the workers'
+    BLAS threads.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    """
+    if client in _BLAS_LIMITED_CLIENTS:
+        return
+    try:
+        client.register_plugin(_blas_plugin(), name=BLAS_PLUGIN_NAME)
+    except Exception as exc:  # the computation itself will report a lost scheduler
+        logger.warning("could not limit BLAS threads on the workers: %s", exc)
+        return
+    _BLAS_LIMITED_CLIENTS.add(client)
 
 
 def dashboard_link(client) -> str:

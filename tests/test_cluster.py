@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -32,12 +33,12 @@ N_ROWS, N_FEATURES, K = 60_000, 6, 4
 CHUNK = 3_000
 
 
-def _start(args, log):
+def _start(args, log, **env):
     return subprocess.Popen(
         [sys.executable, "-m", *args],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
     )
 
 
@@ -332,3 +333,103 @@ def _capture_stderr(action) -> str:
     with contextlib.redirect_stderr(buffer):
         action()
     return buffer.getvalue()
+
+
+def test_worker_tasks_run_with_single_threaded_blas(tmp_path, zarr_data):
+    """A worker without a nanny (nothing sets OPENBLAS_NUM_THREADS=1) gets BLAS limited."""
+    from daskgmm.cluster import BLAS_PLUGIN_NAME
+
+    def _blas_threads() -> list:  # nested: sent by value to the worker
+        from threadpoolctl import threadpool_info
+
+        import daskgmm._stats  # noqa: F401  (loads the BLAS the E-step uses)
+
+        return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+    path, start = zarr_data
+    log = open(tmp_path / "cluster.log", "w")
+    scheduler_file = tmp_path / "scheduler.json"
+    args = ["--host", "127.0.0.1", "--no-dashboard"]
+    procs = [
+        _start(
+            [
+                "distributed.cli.dask_scheduler",
+                "--port",
+                "0",
+                *args,
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            log,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() or not scheduler_file.read_text().strip():
+            assert time.monotonic() < deadline, "scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        procs.append(
+            _start(
+                ["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", *args],
+                log,
+                OPENBLAS_NUM_THREADS="2",
+                OMP_NUM_THREADS="2",
+            )
+        )
+        with Client(address, timeout=30) as client:
+            _wait_for_workers(client, 1)
+            before = client.submit(_blas_threads, pure=False).result()
+            model = _fit_quietly(_model(start, max_iter=2), da.from_zarr(path))
+            during_fit = client.submit(_blas_threads, pure=False).result()
+            client.unregister_worker_plugin(BLAS_PLUGIN_NAME)
+            after = client.submit(_blas_threads, pure=False).result()
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+        log.close()
+    assert model.n_iter_ == 2
+    assert before == [2]  # what the E-step would have run with
+    assert during_fit == [1]
+    assert after == [2]  # unregistering the plugin restores the workers' BLAS
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc malloc settings")
+def test_local_cluster_workers_reuse_chunk_buffers(tmp_path, monkeypatch):
+    """Workers of start_local_cluster read Zarr chunks without faulting in fresh pages."""
+    from daskgmm.cluster import WORKER_MALLOC_ENV, close, start_local_cluster
+
+    path = str(tmp_path / "x.zarr")
+    da.random.default_rng(0).random((640_000, 16), chunks=(32_000, 16)).to_zarr(path)
+    n_pages = 640_000 * 16 * 8 // 4096  # 20 chunks of 4 MB
+    # What an earlier distributed nanny in this process leaves in its environment.
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+
+    def minor_faults() -> int:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    def faults_per_pass(client):
+        X = da.from_zarr(path)
+        for _ in range(2):  # warm: the heap grows to its working size
+            X.sum().compute()
+        before = sum(client.run(minor_faults).values())
+        X.sum().compute()
+        return sum(client.run(minor_faults).values()) - before
+
+    results = {}
+    for trim in (False, True):
+        client = start_local_cluster(1, 2, memory_limit="2GiB", trim_worker_memory=trim)
+        try:
+            env = client.run(lambda: {k: os.environ.get(k) for k in WORKER_MALLOC_ENV})
+            results[trim] = (faults_per_pass(client), next(iter(env.values())))
+        finally:
+            close(client)
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # restored
+    (reused, env), (trimmed, trim_env) = results[False], results[True]
+    assert env == WORKER_MALLOC_ENV
+    assert trim_env["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    assert trimmed > n_pages  # every chunk buffer mapped and faulted in afresh
+    assert reused < n_pages / 2
