@@ -159,10 +159,15 @@ def start_local_cluster(
             threads_per_worker=threads_per_worker,
             memory_limit=memory_limit,
             dashboard_address=dashboard_address,
-            host="127.0.0.1",
+            # Workers in this process talk to the scheduler in memory (inproc://);
+            # an inproc address with a host fails to start.
+            host="127.0.0.1" if processes else None,
             processes=processes,
         )
     client = Client(cluster)
+    # The client owns the cluster as if it had started it itself: closing the client
+    # (or leaving its ``with`` block) closes the cluster too.
+    client._start_arg = None
     client._daskgmm_owns_cluster = cluster
     logger.info(
         "started a LocalCluster: %d workers x %d threads; dashboard %s",

@@ -433,3 +433,13 @@ def test_local_cluster_workers_reuse_chunk_buffers(tmp_path, monkeypatch):
     assert trim_env["MALLOC_TRIM_THRESHOLD_"] == "65536"
     assert trimmed > n_pages  # every chunk buffer mapped and faulted in afresh
     assert reused < n_pages / 2
+
+
+def test_leaving_the_with_block_closes_the_local_cluster():
+    from daskgmm.cluster import start_local_cluster
+
+    with start_local_cluster(1, 1, processes=False) as client:
+        cluster = client.cluster
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert client.status == "closed"
+    assert cluster.status.name == "closed"
