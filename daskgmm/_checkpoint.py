@@ -50,6 +50,38 @@ def fingerprint(params: dict, data: dict) -> dict:
     return {"params": _jsonable(params), "data": _jsonable(data)}
 
 
+#: Parameters that do not change a fit's result, left out of its checkpoint's fingerprint.
+UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
+
+
+def fit_fingerprint(estimator, rows) -> dict:
+    """The fingerprint of fitting ``estimator`` to ``rows`` (an ``_engine.RowChunks``)."""
+    params = {
+        name: ("RandomState" if isinstance(v, np.random.RandomState) else v)
+        for name, v in estimator.get_params().items()
+        if name not in UNFINGERPRINTED
+    }
+    data = {
+        "shape": rows.array.shape,
+        "dtype": str(rows.array.dtype),
+        "row_chunks": rows.array.chunks[0],
+        "weighted": rows.weights is not None,
+    }
+    return fingerprint(params, data)
+
+
+def random_state_parts(random_state: np.random.RandomState) -> tuple[list, np.ndarray]:
+    """A RandomState's state as JSON-able scalars and its key array."""
+    kind, keys, pos, has_gauss, cached = random_state.get_state()
+    return [kind, int(pos), int(has_gauss), float(cached)], keys
+
+
+def restore_random_state(random_state: np.random.RandomState, scalars: list, keys) -> None:
+    """Inverse of :func:`random_state_parts`."""
+    kind, pos, has_gauss, cached = scalars
+    random_state.set_state((kind, keys, pos, has_gauss, cached))
+
+
 def save(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write a checkpoint atomically (see :func:`daskgmm._files.write_directory`).
 

@@ -113,8 +113,6 @@ def _performance_report(path, scheduler=None):
 
 
 _RUN_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
-#: Parameters that do not change the result, left out of a checkpoint's fingerprint.
-_UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
 
 
 class _CheckpointSaver:
@@ -130,18 +128,7 @@ class _CheckpointSaver:
         self.random_state = random_state
         if path is None:
             return
-        params = {
-            name: ("RandomState" if isinstance(v, np.random.RandomState) else v)
-            for name, v in estimator.get_params().items()
-            if name not in _UNFINGERPRINTED
-        }
-        data = {
-            "shape": rows.array.shape,
-            "dtype": str(rows.array.dtype),
-            "row_chunks": rows.array.chunks[0],
-            "weighted": rows.weights is not None,
-        }
-        self.fingerprint = _checkpoint.fingerprint(params, data)
+        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows)
 
     @staticmethod
     def _pack(prefix: str, run: _Run | None, meta: dict, arrays: dict) -> None:
@@ -175,11 +162,11 @@ class _CheckpointSaver:
         """Record that initialisation ``init`` reached ``run`` (None: all done)."""
         if self.path is None:
             return
-        kind, keys, pos, has_gauss, cached = self.random_state.get_state()
+        random_state, keys = _checkpoint.random_state_parts(self.random_state)
         meta = {
             "fingerprint": self.fingerprint,
             "init": init,
-            "random_state": [kind, int(pos), int(has_gauss), float(cached)],
+            "random_state": random_state,
         }
         arrays = {"random_state_keys": keys}
         self._pack("run", run, meta, arrays)
@@ -194,8 +181,9 @@ class _CheckpointSaver:
         if loaded is None:
             return None, 0, None
         meta, arrays = loaded
-        kind, pos, has_gauss, cached = meta["random_state"]
-        self.random_state.set_state((kind, arrays["random_state_keys"], pos, has_gauss, cached))
+        _checkpoint.restore_random_state(
+            self.random_state, meta["random_state"], arrays["random_state_keys"]
+        )
         run = self._unpack("run", meta, arrays)
         logger.info(
             "resuming from checkpoint %s: initialisation %d, iteration %d",

@@ -155,8 +155,6 @@ _STATE_SHAPES = {
 }
 
 
-#: Parameters that do not change the result, left out of a checkpoint's fingerprint.
-_UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
 _PARAMETER_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
 
@@ -176,31 +174,20 @@ class _OnlineCheckpoint:
         self.random_state = random_state
         if path is None:
             return
-        params = {
-            name: ("RandomState" if isinstance(v, np.random.RandomState) else v)
-            for name, v in estimator.get_params().items()
-            if name not in _UNFINGERPRINTED
-        }
-        data = {
-            "shape": rows.array.shape,
-            "dtype": str(rows.array.dtype),
-            "row_chunks": rows.array.chunks[0],
-            "weighted": rows.weights is not None,
-        }
-        self.fingerprint = _checkpoint.fingerprint(params, data)
+        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows)
 
     def save(self, n_pass: int, order, done: int) -> None:
         """Record that ``done`` mini-batches of pass ``n_pass`` (in ``order``) are done."""
         if self.path is None:
             return
         model = self.estimator
-        kind, keys, pos, has_gauss, cached = self.random_state.get_state()
+        random_state, keys = _checkpoint.random_state_parts(self.random_state)
         stats_meta, stats_arrays = model._extra_state()
         meta = {
             "fingerprint": self.fingerprint,
             "pass": n_pass,
             "done": done,
-            "random_state": [kind, int(pos), int(has_gauss), float(cached)],
+            "random_state": random_state,
             "lower_bound": model.lower_bound_,
             "log_likelihood_history": model.log_likelihood_history_,
             "n_batches_seen": model.n_batches_seen_,
@@ -223,8 +210,9 @@ class _OnlineCheckpoint:
             return None
         meta, arrays = loaded
         model = self.estimator
-        kind, pos, has_gauss, cached = meta["random_state"]
-        self.random_state.set_state((kind, arrays["random_state_keys"], pos, has_gauss, cached))
+        _checkpoint.restore_random_state(
+            self.random_state, meta["random_state"], arrays["random_state_keys"]
+        )
         model._set_parameters(*(arrays[name] for name in _PARAMETER_ARRAYS))
         model.lower_bound_ = float(meta["lower_bound"])
         model.log_likelihood_history_ = [float(v) for v in meta["log_likelihood_history"]]
