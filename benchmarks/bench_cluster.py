@@ -3,9 +3,18 @@
 Measured side by side in one run on the same store and starting parameters:
 
 - the threaded scheduler (dask's default),
-- a LocalCluster of 1 worker x 2 threads, and of 2 workers x 1 thread,
+- LocalClusters from ``daskgmm.cluster.start_local_cluster`` of 1 worker x 2 threads
+  and of 2 workers x 1 thread,
+- for reference, the 1 x 2 LocalCluster with distributed's own worker malloc setting
+  (``MALLOC_TRIM_THRESHOLD_=65536``, ``trim_worker_memory=True``),
 
 and the overhead ratio distributed / threaded (target <= 1.3 for chunks >= 32 MB).
+Each configuration also times a bare read pass of the store with no daskgmm code
+(``da.from_zarr(store).sum().compute()``) and counts the minor page faults of the
+processes that read it.  All clusters stay up during the measurement and the
+configurations take turns, one read pass and two fits each per round; timings are
+the best of ``--repeats`` rounds.
+
 Then the per-iteration scheduling overhead with 1,000 small chunks: seconds per
 iteration minus the same fit's arithmetic done in one chunk, divided by the chunk
 count.  Prints a table and writes JSON (default benchmarks/results/bench_cluster.json).
@@ -19,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -28,11 +38,11 @@ from pathlib import Path
 import dask
 import dask.array as da
 import numpy as np
-from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 
 import daskgmm
 from daskgmm import GaussianMixture
+from daskgmm.cluster import close, start_local_cluster
 from daskgmm.datasets import make_mixture
 
 K, D = 8, 16
@@ -46,63 +56,124 @@ def starting_parameters(truth) -> dict:
     }
 
 
-def seconds_per_iteration(X, start, n_iter: int) -> float:
-    """(t(max_iter=n+1) - t(max_iter=1)) / n with the current scheduler."""
-
-    def fit(max_iter):
-        model = GaussianMixture(K, tol=0.0, max_iter=max_iter, **start)
-        begin = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X)
-        return time.perf_counter() - begin
-
-    fit(1)  # warm: imports, worker-side caches
-    return (fit(n_iter + 1) - fit(1)) / n_iter
+def _fit_seconds(X, start, max_iter: int) -> float:
+    model = GaussianMixture(K, tol=0.0, max_iter=max_iter, **start)
+    begin = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    return time.perf_counter() - begin
 
 
-def on_cluster(n_workers: int, threads: int, X, start, n_iter: int) -> float:
-    with (
-        LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            memory_limit="4GiB",
-        ) as cluster,
-        Client(cluster),
-    ):
-        return seconds_per_iteration(X, start, n_iter)
+def seconds_per_iteration(X, start, n_iter: int, repeats: int = 1) -> float:
+    """(t(max_iter=n+1) - t(max_iter=1)) / n with the current scheduler, best of repeats."""
+    _fit_seconds(X, start, 1)  # warm: imports, worker-side caches
+    one = min(_fit_seconds(X, start, 1) for _ in range(repeats))
+    more = min(_fit_seconds(X, start, n_iter + 1) for _ in range(repeats))
+    return (more - one) / n_iter
+
+
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+class Setup:
+    """One scheduler under test: its read passes, fits and page faults, interleaved."""
+
+    def __init__(self, name: str, store: str, start: dict, client=None):
+        self.name, self.store, self.start, self.client = name, store, start, client
+        self.reads: list[float] = []
+        self.fits: dict[int, list[float]] = {}
+        self.faults: list[float] = []
+
+    def scheduler(self):
+        return dask.config.set(scheduler=self.client or "threads")
+
+    def _faults(self) -> int:
+        if self.client is None:
+            return _minor_faults()
+        return sum(self.client.run(_minor_faults).values())
+
+    def warm(self) -> None:
+        with self.scheduler():
+            da.from_zarr(self.store).sum().compute()
+            _fit_seconds(da.from_zarr(self.store), self.start, 1)
+
+    def round(self, n_iter: int) -> None:
+        """One bare read pass (and its page faults), one 1-iteration and one n+1 fit."""
+        with self.scheduler():
+            X = da.from_zarr(self.store)
+            before = self._faults()
+            begin = time.perf_counter()
+            X.sum().compute()
+            self.reads.append(time.perf_counter() - begin)
+            self.faults.append(self._faults() - before)
+            for max_iter in (1, n_iter + 1):
+                self.fits.setdefault(max_iter, []).append(_fit_seconds(X, self.start, max_iter))
+
+    def result(self, n_iter: int) -> dict:
+        s_iter = (min(self.fits[n_iter + 1]) - min(self.fits[1])) / n_iter
+        return {
+            "s_per_iter": s_iter,
+            "read_pass_s": min(self.reads),
+            "minor_faults_per_read_pass": float(np.median(self.faults)),
+            "rounds": {
+                "read_pass_s": self.reads,
+                "fit_1_iteration_s": self.fits[1],
+                f"fit_{n_iter + 1}_iterations_s": self.fits[n_iter + 1],
+                "minor_faults_per_read_pass": self.faults,
+            },
+        }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=4, help="rounds; timings: best of these")
+    parser.add_argument("--chunk-rows", type=int, default=250_000)
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "bench_cluster.json")
     )
     args = parser.parse_args(argv)
-    n_rows, chunk_rows = (400_000, 100_000) if args.quick else (4_000_000, 250_000)
+    n_rows, chunk_rows = (400_000, 100_000) if args.quick else (4_000_000, args.chunk_rows)
     small_rows = 100_000 if args.quick else 1_000_000
     results: dict = {"benchmark": "bench_cluster", "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    configs = [
+        ("threaded (2 threads)", None),
+        ("LocalCluster 1 worker x 2 threads", {"n_workers": 1, "threads_per_worker": 2}),
+        ("LocalCluster 2 workers x 1 thread", {"n_workers": 2, "threads_per_worker": 1}),
+        (
+            "LocalCluster 1 worker x 2 threads, distributed's malloc trim (reference)",
+            {"n_workers": 1, "threads_per_worker": 2, "trim_worker_memory": True},
+        ),
+    ]
     with tempfile.TemporaryDirectory(dir=os.environ.get("DASKGMM_BENCH_DIR")) as tmp:
         X, truth = make_mixture(n_rows, D, K, chunk_rows=chunk_rows, seed=0)
         store = os.path.join(tmp, "x.zarr")
         X.to_zarr(store)
         start = starting_parameters(truth)
-        X = da.from_zarr(store)
         chunk_mb = chunk_rows * D * 8 / 1e6
-        rows = []
-        with dask.config.set(scheduler="threads"):
-            threaded = seconds_per_iteration(X, start, args.iterations)
-        rows.append(("threaded (2 threads)", threaded))
-        rows.append(
-            ("LocalCluster 1 worker x 2 threads", on_cluster(1, 2, X, start, args.iterations))
-        )
-        rows.append(
-            ("LocalCluster 2 workers x 1 thread", on_cluster(2, 1, X, start, args.iterations))
-        )
+        # All schedulers stay up and are measured in turn, round after round, so that
+        # load from other processes on a shared machine falls on all of them alike.
+        setups = []
+        try:
+            for name, cluster in configs:
+                client = None
+                if cluster is not None:
+                    client = start_local_cluster(memory_limit="4GiB", **cluster)
+                setups.append(Setup(name, store, start, client))
+            for setup in setups:
+                setup.warm()
+            for r in range(args.repeats):
+                for setup in setups:
+                    setup.round(args.iterations)
+                print(f"  round {r + 1} of {args.repeats} done", file=sys.stderr)
+            rows = {setup.name: setup.result(args.iterations) for setup in setups}
+        finally:
+            for setup in setups:
+                if setup.client is not None:
+                    close(setup.client)
 
         # Scheduling overhead per chunk: 1,000 chunks vs one chunk of the same rows.
         small, small_truth = make_mixture(small_rows, D, K, chunk_rows=small_rows, seed=1)
@@ -111,38 +182,35 @@ def main(argv=None) -> int:
         one_chunk = small.rechunk((small_rows, D)).persist()
         many_chunks = small.rechunk((small_rows // 1000, D)).persist()
         overhead = {}
-        for name, setup in (
-            ("threaded", dask.config.set(scheduler="threads")),
-            ("LocalCluster 2x1", None),
-        ):
-            if setup is not None:
-                with setup:
+        for name in ("threaded", "LocalCluster 2x1"):
+            if name == "threaded":
+                with dask.config.set(scheduler="threads"):
                     t_one = seconds_per_iteration(one_chunk, small_start, args.iterations)
                     t_many = seconds_per_iteration(many_chunks, small_start, args.iterations)
             else:
-                with (
-                    LocalCluster(
-                        n_workers=2,
-                        threads_per_worker=1,
-                        host="127.0.0.1",
-                        dashboard_address="127.0.0.1:0",
-                    ) as cluster,
-                    Client(cluster) as client,
-                ):
+                client = start_local_cluster(2, 1)
+                try:
                     one = client.persist(one_chunk)
                     many = client.persist(many_chunks)
                     t_one = seconds_per_iteration(one, small_start, args.iterations)
                     t_many = seconds_per_iteration(many, small_start, args.iterations)
+                finally:
+                    close(client)
             overhead[name] = {
                 "one_chunk_s_per_iter": t_one,
                 "1000_chunks_s_per_iter": t_many,
                 "overhead_ms_per_chunk": (t_many - t_one) / 1000 * 1e3,
             }
 
+    threaded = rows[configs[0][0]]
     print(f"store: {n_rows:,} x {D} float64 in {n_rows // chunk_rows} chunks of {chunk_mb:.0f} MB")
-    print(f"{'scheduler':<36} {'s/iter':>8} {'vs threaded':>12}")
-    for name, seconds in rows:
-        print(f"{name:<36} {seconds:>8.3f} {seconds / threaded:>11.2f}x")
+    print(f"{'scheduler':<74} {'s/iter':>7} {'ratio':>6} {'read s':>7} {'ratio':>6} {'faults':>8}")
+    for name, r in rows.items():
+        print(
+            f"{name:<74} {r['s_per_iter']:>7.3f} {r['s_per_iter'] / threaded['s_per_iter']:>5.2f}x"
+            f" {r['read_pass_s']:>7.3f} {r['read_pass_s'] / threaded['read_pass_s']:>5.2f}x"
+            f" {r['minor_faults_per_read_pass']:>8.0f}"
+        )
     print(f"\nscheduling overhead, {small_rows:,} rows in 1,000 chunks vs 1 chunk:")
     for name, o in overhead.items():
         print(
@@ -158,8 +226,20 @@ def main(argv=None) -> int:
                 "chunk_mb": chunk_mb,
             },
             "iterations": args.iterations,
-            "seconds_per_iteration": dict(rows),
-            "ratio_vs_threaded": {name: s / threaded for name, s in rows},
+            "repeats": args.repeats,
+            "load_average_after": os.getloadavg(),
+            "seconds_per_iteration": {name: r["s_per_iter"] for name, r in rows.items()},
+            "ratio_vs_threaded": {
+                name: r["s_per_iter"] / threaded["s_per_iter"] for name, r in rows.items()
+            },
+            "read_pass_seconds": {name: r["read_pass_s"] for name, r in rows.items()},
+            "read_pass_ratio_vs_threaded": {
+                name: r["read_pass_s"] / threaded["read_pass_s"] for name, r in rows.items()
+            },
+            "minor_page_faults_per_read_pass": {
+                name: r["minor_faults_per_read_pass"] for name, r in rows.items()
+            },
+            "rounds": {name: r["rounds"] for name, r in rows.items()},
             "scheduling_overhead": overhead,
             "versions": {"daskgmm": daskgmm.__version__, "dask": dask.__version__},
         }
