@@ -11,9 +11,9 @@ Measured side by side in one run on the same store and starting parameters:
 and the overhead ratio distributed / threaded (target <= 1.3 for chunks >= 32 MB).
 Each configuration also times a bare read pass of the store with no daskgmm code
 (``da.from_zarr(store).sum().compute()``) and counts the minor page faults of the
-processes that read it.  All clusters stay up during the measurement and the
-configurations take turns, one read pass and two fits each per round; timings are
-the best of ``--repeats`` rounds.
+processes that read it.  The configurations take turns, one read pass and two fits
+each per round (each cluster started for its turn and closed after it); timings
+are the best of ``--repeats`` rounds.
 
 Then the per-iteration scheduling overhead with 1,000 small chunks: seconds per
 iteration minus the same fit's arithmetic done in one chunk, divided by the chunk
@@ -78,10 +78,11 @@ def _minor_faults() -> int:
 
 
 class Setup:
-    """One scheduler under test: its read passes, fits and page faults, interleaved."""
+    """One scheduler under test: its read passes, fits and page faults, round by round."""
 
-    def __init__(self, name: str, store: str, start: dict, client=None):
-        self.name, self.store, self.start, self.client = name, store, start, client
+    def __init__(self, name: str, store: str, start: dict):
+        self.name, self.store, self.start = name, store, start
+        self.client = None
         self.reads: list[float] = []
         self.fits: dict[int, list[float]] = {}
         self.faults: list[float] = []
@@ -154,26 +155,26 @@ def main(argv=None) -> int:
         X.to_zarr(store)
         start = starting_parameters(truth)
         chunk_mb = chunk_rows * D * 8 / 1e6
-        # All schedulers stay up and are measured in turn, round after round, so that
-        # load from other processes on a shared machine falls on all of them alike.
-        setups = []
-        try:
-            for name, cluster in configs:
-                client = None
-                if cluster is not None:
-                    client = start_local_cluster(memory_limit="4GiB", **cluster)
-                setups.append(Setup(name, store, start, client))
-            for setup in setups:
-                setup.warm()
-            for r in range(args.repeats):
-                for setup in setups:
+        # The configurations take turns, round after round, so that load from other
+        # processes on a shared machine falls on all of them alike.  Each cluster is
+        # started afresh for its turn and closed after it: idle schedulers and nannies
+        # live in this process and would slow the threaded scheduler's turns.
+        setups = [Setup(name, store, start) for name, _ in configs]
+        for r in range(args.repeats):
+            for setup, (_, cluster) in zip(setups, configs, strict=True):
+                if cluster is None:
+                    setup.warm()
                     setup.round(args.iterations)
-                print(f"  round {r + 1} of {args.repeats} done", file=sys.stderr)
-            rows = {setup.name: setup.result(args.iterations) for setup in setups}
-        finally:
-            for setup in setups:
-                if setup.client is not None:
+                    continue
+                setup.client = start_local_cluster(memory_limit="4GiB", **cluster)
+                try:
+                    setup.warm()
+                    setup.round(args.iterations)
+                finally:
                     close(setup.client)
+                    setup.client = None
+            print(f"  round {r + 1} of {args.repeats} done", file=sys.stderr)
+        rows = {setup.name: setup.result(args.iterations) for setup in setups}
 
         # Scheduling overhead per chunk: 1,000 chunks vs one chunk of the same rows.
         small, small_truth = make_mixture(small_rows, D, K, chunk_rows=small_rows, seed=1)
