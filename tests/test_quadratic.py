@@ -119,6 +119,9 @@ def test_agrees_with_sklearn_at_k8_d16(cov_type):
     start = {
         "weights_init": np.full(K, 1.0 / K),
         "means_init": centres + 0.5 * rng.standard_normal((K, D)),
+        # pinned: without it scikit-learn starts the covariances from a KMeans
+        # run with random_state=None, so its iteration count varied between runs
+        "precisions_init": np.eye(D) if cov_type == "tied" else np.tile(np.eye(D), (K, 1, 1)),
     }
     common = {"covariance_type": cov_type, "tol": 1e-6, "max_iter": 30, **start}
     with warnings.catch_warnings():
