@@ -328,6 +328,27 @@ def test_run_killed_while_writing_leaves_the_published_version_whole(tmp_path):
     assert not (out_dir(tmp_path) / "running.json").exists()
 
 
+def test_sigterm_ends_a_run_with_143_recorded_failed_and_nothing_published(tmp_path):
+    store = make_store(tmp_path, 250)
+    spec = make_spec(tmp_path, "online")
+    run_pipeline(spec)
+    before = tree_digest(version_dir(tmp_path, 1))
+    append_table(store, 120, seed=1)
+
+    stopped = Spawned("run", spec, **{TEST_PAUSE_ENV: "before-publish"})
+    stopped.wait_for("paused at before-publish")
+    stopped.proc.send_signal(signal.SIGTERM)  # what systemctl stop sends
+    code, output = stopped.finish()
+    assert code == 143, output
+    assert "terminated by SIGTERM" in output
+    assert os.readlink(out_dir(tmp_path) / "current") == "versions/000001"
+    assert tree_digest(version_dir(tmp_path, 1)) == before
+    assert not (out_dir(tmp_path) / "versions" / "000002.partial").exists()
+    runs = records(tmp_path)
+    assert [r["status"] for r in runs] == ["ok", "failed"]
+    assert runs[1]["pid"] == stopped.proc.pid and runs[1]["version"] is None
+
+
 def test_second_run_is_refused_while_one_runs_and_waits_with_wait(tmp_path):
     store = make_store(tmp_path, 250)
     spec = make_spec(tmp_path, "online")

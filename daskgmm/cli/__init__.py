@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except NotConvergedExit as exc:
         error(str(exc))
         return EXIT_NOT_CONVERGED
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        error(str(exc) or "interrupted")
+        return getattr(exc, "exit_code", 130)
     except _bad_input_types() as exc:
         error(str(exc))
         return EXIT_USAGE

@@ -55,7 +55,13 @@ def _count(text: str) -> int:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``systemctl stop``, a timeout): ends the run as an interruption."""
+    """SIGTERM (``systemctl stop``, a timeout): ends the run as an interruption.
+
+    The command then exits with 143 (128 + SIGTERM), as a process killed by the
+    signal reports it to shells and service managers.
+    """
+
+    exit_code = 128 + signal.SIGTERM
 
 
 def _terminate(signum, frame):
