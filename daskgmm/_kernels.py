@@ -488,4 +488,3 @@ def prediction_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
     out[:, k + 1] = wlp.argmax(axis=1)
     out[:, :k] = softmax_components(wlp)[0].T
     return out
-

@@ -229,8 +229,10 @@ def test_directory_writer_killed_between_renames_keeps_the_previous_version(tmp_
 def test_written_directories_get_the_umask_permissions_not_private_ones(tmp_path):
     mask = os.umask(0o022)
     os.umask(mask)
-    path = GaussianMixture(2, random_state=0).fit(np.arange(40.0).reshape(20, 2)).save(
-        tmp_path / "model"
+    path = (
+        GaussianMixture(2, random_state=0)
+        .fit(np.arange(40.0).reshape(20, 2))
+        .save(tmp_path / "model")
     )
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o777 & ~mask
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
