@@ -453,3 +453,50 @@ def test_dask_import_check_can_fail():
     """Control: the same stub import of the dask layer does show dask."""
     out = _import_in_subprocess(["daskgmm._engine"])
     assert "dask" in out["dask"]
+
+
+# --------------------------------------------------------------------------- #
+# tight components far from the chunk's centre
+# --------------------------------------------------------------------------- #
+def _tight_far_data():
+    """A wide component at the origin and two tight ones (sd 1e-4) at -+1e4, shuffled."""
+    rng = np.random.default_rng(11)
+    d = 4
+    parts = [
+        rng.standard_normal((3000, d)),
+        1e4 + 1e-4 * rng.standard_normal((300, d)),
+        -1e4 + 1e-4 * rng.standard_normal((300, d)),
+    ]
+    X = np.vstack(parts)
+    labels = np.repeat(np.arange(3), [len(p) for p in parts])
+    order = rng.permutation(len(X))
+    return X[order], np.eye(3)[labels[order]]
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_moments_of_tight_components_far_from_the_chunk_centre(covariance_type):
+    X, resp = _tight_far_data()
+    stats = stats_from_responsibilities(X, resp, covariance_type)
+    scatter = []
+    for k in range(resp.shape[1]):
+        rows = X[resp[:, k] > 0].astype(np.longdouble)
+        centred = rows - rows.mean(axis=0)
+        scatter.append(centred.T @ centred)
+    scatter = np.array(scatter)
+    exact = {
+        "full": scatter,
+        "tied": scatter.sum(axis=0)[None],
+        "diag": np.diagonal(scatter, axis1=1, axis2=2),
+        "spherical": np.diagonal(scatter, axis1=1, axis2=2),
+    }[covariance_type].astype(np.float64)
+    got = stats.m2 if covariance_type != "tied" else stats.m2[None]
+    for mine, truth in zip(got, exact, strict=True):  # each component to its own scale
+        assert rel_err(mine, truth) < 1e-9
+    # the variances of the tight components are 1e-8 (not a degenerate agreement) ...
+    variances = np.diagonal(scatter, axis1=1, axis2=2) / resp.sum(axis=0)[:, None]
+    np.testing.assert_allclose(variances[1:].astype(np.float64), 1e-8, rtol=0.2)
+    # ... which the one-product formula about the chunk's centre loses
+    xc = X - X[:1000].mean(axis=0)
+    one_product = resp.T @ xc**2 - (resp.T @ xc) ** 2 / resp.sum(axis=0)[:, None]
+    tight_scatter = np.diagonal(scatter[1]).astype(np.float64)
+    assert rel_err(one_product[1], tight_scatter) > 1e-3
