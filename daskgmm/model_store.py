@@ -6,16 +6,19 @@ A saved model is a directory::
                    ones), scalar fitted attributes (among them ``training_data_``,
                    the fingerprint of the training data), estimator-specific state
                    (e.g. the online step counters), daskgmm version, creation time,
-                   and a manifest (shape, dtype, SHA-256) of the arrays
+                   a manifest (shape, dtype, SHA-256) of the arrays, and the
+                   SHA-256 of all of that (``metadata_sha256``)
     arrays.npz     fitted arrays (and array-valued parameters, and e.g. the online
                    sufficient statistics), written with ``numpy.savez`` and read
                    with ``allow_pickle=False``
 
 It is written by :func:`daskgmm._files.write_directory` (a temporary sibling
 renamed into place), so a killed writer never leaves a half-written model.  Loading
-checks the schema version, the class, the checksum, every array's shape and dtype
-and the consistency of the mixture parameters, and refuses anything else with
-:class:`ModelFileError`.
+checks the schema version, the class, both checksums (an edited parameter or
+fitted value in ``model.json`` is refused like a changed array), every array's
+shape and dtype and the consistency of the mixture parameters, and refuses
+anything else with :class:`ModelFileError`.  Models of schema version 1 (before
+``metadata_sha256``) are still read, without that check.
 
 This module knows no estimator class: estimators register themselves with
 :func:`register_model` and may define ``_extra_state() -> (dict, dict of arrays)``
@@ -37,7 +40,9 @@ from ._files import readable_directory, write_directory
 from ._kernels import COVARIANCE_TYPES
 from ._validation import _PRECISION_SHAPE, check_is_fitted
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema versions :func:`load` reads (1 has no ``metadata_sha256``).
+READABLE_SCHEMA_VERSIONS = (1, 2)
 MODEL_FILE = "model.json"
 ARRAYS_FILE = "arrays.npz"
 #: Array dtypes a model file may hold.
@@ -84,6 +89,17 @@ def _split(items: dict, prefix: str, arrays: dict) -> tuple[dict, list]:
         else:
             other.append(name)
     return plain, other
+
+
+def metadata_checksum(meta: dict) -> str:
+    """SHA-256 of a model's metadata, its ``metadata_sha256`` entry left out.
+
+    Taken over the canonical JSON text (sorted keys, no spaces), which a JSON
+    round trip reproduces exactly.
+    """
+    body = {k: v for k, v in meta.items() if k != "metadata_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _daskgmm_version() -> str:
@@ -148,6 +164,7 @@ def save(model, path, *, overwrite: bool = True) -> Path:
             },
             "arrays_sha256": hashlib.sha256((tmp / ARRAYS_FILE).read_bytes()).hexdigest(),
         }
+        meta["metadata_sha256"] = metadata_checksum(meta)
         (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=1, allow_nan=True))
 
     write_directory(path, fill)
@@ -166,11 +183,16 @@ def _read_meta(path: Path) -> dict:
     if not isinstance(meta, dict):
         raise ModelFileError(f"{path / MODEL_FILE} does not hold a JSON object")
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_SCHEMA_VERSIONS:
         raise ModelFileError(
             f"{path} has model schema version {version!r}; this daskgmm "
-            f"({_daskgmm_version()}) reads version {SCHEMA_VERSION}. Refit or save it "
-            "again with a matching daskgmm."
+            f"({_daskgmm_version()}) reads versions {READABLE_SCHEMA_VERSIONS}. Refit or "
+            "save it again with a matching daskgmm."
+        )
+    if version >= 2 and meta.get("metadata_sha256") != metadata_checksum(meta):
+        raise ModelFileError(
+            f"{path / MODEL_FILE} does not match its own checksum (metadata_sha256): it "
+            "was edited or damaged; save the model again."
         )
     for key, kind in (("params", dict), ("fitted", dict), ("state", dict), ("arrays", dict)):
         if not isinstance(meta.get(key), kind):
@@ -194,12 +216,14 @@ def read_metadata(path) -> dict:
         ``schema_version``, ``class``, ``daskgmm_version``, ``created``,
         ``params``, ``params_not_saved``, ``fitted`` (scalar fitted attributes,
         among them ``training_data_``, the training data's fingerprint),
-        ``state``, ``arrays`` (name -> shape and dtype) and ``arrays_sha256``.
+        ``state``, ``arrays`` (name -> shape and dtype), ``arrays_sha256`` and
+        (schema version 2) ``metadata_sha256``.
 
     Raises
     ------
     ModelFileError
-        If ``path`` holds no readable model metadata of this schema version.
+        If ``path`` holds no model metadata of a readable schema version, or the
+        metadata do not match their checksum.
     """
     return _read_meta(readable_directory(path) or Path(path))
 

@@ -150,7 +150,7 @@ def test_fit_plot_is_a_png(work, fitted):
 def test_info_shows_metadata_and_whether_the_store_changed(work, fitted):
     proc = run_cli("info", "model", "--json", cwd=work)
     info = last_json(proc)
-    assert info["class"] == "GaussianMixture" and info["schema_version"] == 1
+    assert info["class"] == "GaussianMixture" and info["schema_version"] == 2
     assert info["params"]["n_components"] == K and info["params"]["random_state"] == 0
     assert info["fitted"]["converged_"] is True
     assert info["training_data"]["location"] == str((work / "data.zarr").resolve())

@@ -20,7 +20,7 @@ from daskgmm import GaussianMixture, OnlineGaussianMixture
 from daskgmm.datasets import write_table
 from daskgmm.fingerprint import data_fingerprint, training_data_fingerprint
 from daskgmm.io import open_rows
-from daskgmm.model_store import ModelFileError, read_metadata
+from daskgmm.model_store import ModelFileError, metadata_checksum, read_metadata
 
 
 @pytest.fixture
@@ -52,9 +52,20 @@ def test_fingerprints_of_numpy_dask_and_online_fits(rng):
     dX = da.from_array(X, chunks=(100, 2))
     online = OnlineGaussianMixture(2, batch_size=100, random_state=0).fit(dX)
     assert online.training_data_["kind"] == "dask"
-    assert online.training_data_["chunks"] == [[100] * 4, [2]]
+    assert online.training_data_["chunks"] == [100, 2]  # regular: the shape tells the rest
     online.partial_fit(X[:200])
     assert online.training_data_["shape"] == [200, 2]  # the last block seen
+
+
+def test_dask_chunking_is_recorded_compactly_and_exactly():
+    def chunks(*row_chunks):
+        return data_fingerprint(da.zeros((sum(row_chunks), 3), chunks=(row_chunks, 3)))["chunks"]
+
+    assert chunks(*[1000] * 10_000, 7) == [1000, 3]  # 10,001 chunks, regular
+    assert chunks(5, 9, 2) == [[5, 9, 2], 3]
+    many = chunks(*[3, 4] * 50)
+    assert many[0]["count"] == 100 and len(many[0]["sha256"]) == 64
+    assert many != chunks(*[4, 3] * 50)  # same count and total, other sizes
 
 
 def test_fingerprint_tells_a_rewritten_store(store):
@@ -80,6 +91,7 @@ def _rewrite(path, arrays: dict, manifest_edit=None) -> None:
     meta["arrays_sha256"] = hashlib.sha256((path / "arrays.npz").read_bytes()).hexdigest()
     if manifest_edit:
         manifest_edit(meta["arrays"])
+    meta["metadata_sha256"] = metadata_checksum(meta)
     (path / "model.json").write_text(json.dumps(meta))
 
 
@@ -131,6 +143,7 @@ def test_malformed_fingerprint_is_refused(saved):
     path, _ = saved
     meta = json.loads((path / "model.json").read_text())
     meta["fitted"]["training_data_"] = "somewhere"
+    meta["metadata_sha256"] = metadata_checksum(meta)
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="training_data_"):
         daskgmm.load(path)
@@ -140,7 +153,51 @@ def test_read_metadata_checks_the_schema_version(saved):
     path, _ = saved
     assert read_metadata(path)["class"] == "GaussianMixture"
     meta = json.loads((path / "model.json").read_text())
-    meta["schema_version"] = 2
+    meta["schema_version"] = 3
     (path / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match="schema version 2"):
+    with pytest.raises(ModelFileError, match="schema version 3"):
         read_metadata(path)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["params"].update(reg_covar=0.1),
+        lambda m: m["fitted"].update(converged_=not m["fitted"]["converged_"]),
+        lambda m: m["fitted"].update(lower_bound_=m["fitted"]["lower_bound_"] + 1e-12),
+        lambda m: m.update(created="2020-01-01T00:00:00+00:00"),
+        lambda m: m.pop("metadata_sha256"),
+    ],
+    ids=["parameter", "fitted-flag", "fitted-value", "created", "checksum-removed"],
+)
+def test_edited_metadata_is_refused(saved, edit):
+    path, _ = saved
+    meta = json.loads((path / "model.json").read_text())
+    assert meta["metadata_sha256"] == metadata_checksum(meta)
+    edit(meta)
+    (path / "model.json").write_text(json.dumps(meta, indent=4))
+    with pytest.raises(ModelFileError, match="does not match its own checksum"):
+        daskgmm.load(path)
+    with pytest.raises(ModelFileError, match="does not match its own checksum"):
+        read_metadata(path)
+
+
+def test_reformatted_metadata_still_loads(saved):
+    # the checksum is of the content, not of the file's layout
+    path, _ = saved
+    before = daskgmm.load(path)
+    meta = json.loads((path / "model.json").read_text())
+    (path / "model.json").write_text(json.dumps(dict(reversed(meta.items())), indent=2))
+    np.testing.assert_array_equal(daskgmm.load(path).means_, before.means_)
+
+
+def test_schema_1_models_without_a_metadata_checksum_still_load(saved):
+    path, _ = saved
+    before = daskgmm.load(path)
+    meta = json.loads((path / "model.json").read_text())
+    del meta["metadata_sha256"]
+    meta["schema_version"] = 1
+    (path / "model.json").write_text(json.dumps(meta))
+    after = daskgmm.load(path)
+    np.testing.assert_array_equal(after.predict(before.means_), before.predict(before.means_))
+    np.testing.assert_array_equal(after.precisions_cholesky_, before.precisions_cholesky_)

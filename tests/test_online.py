@@ -12,7 +12,7 @@ import daskgmm
 from daskgmm import GaussianMixture, OnlineGaussianMixture
 from daskgmm._stats import SufficientStats, stats_from_responsibilities
 from daskgmm.datasets import _draw_chunk, make_mixture
-from daskgmm.model_store import ModelFileError, load, save
+from daskgmm.model_store import ModelFileError, load, metadata_checksum, save
 from daskgmm.online import mini_batches, step_size, warm_up_rows
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -377,7 +377,7 @@ def test_saved_model_holds_json_and_arrays_only(rng, tmp_path):
     assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "model.json"]
     meta = json.loads((path / "model.json").read_text())
     assert meta["class"] == "OnlineGaussianMixture"
-    assert meta["schema_version"] == 1
+    assert meta["schema_version"] == 2
     assert meta["daskgmm_version"] == daskgmm.__version__
     assert meta["fitted"]["n_batches_seen_"] == 1
     assert meta["params_not_saved"] == ["random_state"]
@@ -390,8 +390,10 @@ def test_saved_model_holds_json_and_arrays_only(rng, tmp_path):
 
 
 def _edit_json(path, edit):
+    """Edit model.json and sign it again, to reach the checks behind the checksum."""
     meta = json.loads((path / "model.json").read_text())
     edit(meta)
+    meta["metadata_sha256"] = metadata_checksum(meta)
     (path / "model.json").write_text(json.dumps(meta))
 
 

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     fitted = meta["fitted"]
     fp = fitted.get("training_data_") or {}
     changed = data_changed(fp)
-    say(args, f"MODEL {args.model}: {meta['class']} (checked: arrays, checksum, shapes)")
+    say(args, f"MODEL {args.model}: {meta['class']} (checked: checksums, shapes)")
     say(
         args,
         f"  schema version {meta['schema_version']}, saved by daskgmm "
@@ -149,7 +149,7 @@ def register(sub) -> None:
     parser = sub.add_parser(
         "info",
         help="show a saved model: class, parameters, fit, training data fingerprint",
-        description="Load a saved model (checking its schema version, checksum, shapes and "
+        description="Load a saved model (checking its schema version, checksums, shapes and "
         "dtypes) and show its metadata: class, versions, creation time, parameters, how the "
         "fit ended, and the fingerprint of its training data (for a local store also whether "
         "the store has changed since).",
