@@ -46,10 +46,33 @@ def directory_state(path: Path) -> dict:
     return {"n_files": n_files, "n_bytes": n_bytes, "modified_ns": newest}
 
 
+#: Irregular chunk sizes along one dimension listed in full up to this many chunks;
+#: beyond, their count and a SHA-256 of the sizes.
+_LISTED_CHUNKS = 32
+
+
+def _chunk_sizes(dim) -> int | list[int] | dict:
+    """One dimension's chunking, as compact as it is exact.
+
+    An int for a regular chunking (Zarr's, or dask's sizes all equal but a smaller
+    last one: the shape then tells them all), the sizes for a few irregular chunks,
+    their count and SHA-256 for many.
+    """
+    if not isinstance(dim, tuple):
+        return int(dim)
+    sizes = [int(c) for c in dim]
+    if len(sizes) == 1 or (len(set(sizes[:-1])) == 1 and sizes[-1] <= sizes[0]):
+        return sizes[0]
+    if len(sizes) <= _LISTED_CHUNKS:
+        return sizes
+    digest = hashlib.sha256(np.asarray(sizes, dtype="<i8").tobytes()).hexdigest()
+    return {"count": len(sizes), "sha256": digest}
+
+
 def _array_info(shape, chunks, dtype) -> dict:
     return {
         "shape": [int(n) for n in shape],
-        "chunks": [[int(c) for c in dim] if isinstance(dim, tuple) else int(dim) for dim in chunks],
+        "chunks": [_chunk_sizes(dim) for dim in chunks],
         "dtype": np.dtype(dtype).name,
     }
 
