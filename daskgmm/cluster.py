@@ -137,7 +137,10 @@ def start_local_cluster(
     memory_limit : str or int or None
         Per worker, e.g. ``"2GiB"``.
     dashboard_address : str
-        Where the dashboard listens; loopback by default, port chosen freely.
+        Where the dashboard listens; loopback by default, port chosen freely.  On
+        loopback its live plots accept connections only from pages served by the
+        dashboard itself (``127.0.0.1:PORT``, ``localhost:PORT``); any other
+        address keeps distributed's setting (any origin).
     processes : bool
         Workers as separate processes (default) or threads of this one.
     trim_worker_memory : bool
@@ -153,7 +156,8 @@ def start_local_cluster(
     from distributed import Client, LocalCluster
 
     env = {} if trim_worker_memory or not processes else WORKER_MALLOC_ENV
-    with _worker_environ(env):
+    dashboard_address, origins = _loopback_dashboard(dashboard_address)
+    with _worker_environ(env), _websocket_origins(origins):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,
@@ -165,10 +169,22 @@ def start_local_cluster(
             processes=processes,
         )
     client = Client(cluster)
+    if origins and cluster.scheduler.http_server.port != int(origins[0].rsplit(":", 1)[1]):
+        logger.warning(
+            "the dashboard took port %d instead of %s; browsers will be refused its "
+            "live plots (websocket origin); pass dashboard_address='127.0.0.1:0'",
+            cluster.scheduler.http_server.port,
+            origins[0],
+        )
     # The client owns the cluster as if it had started it itself: closing the client
     # (or leaving its ``with`` block) closes the cluster too.
     client._start_arg = None
     client._daskgmm_owns_cluster = cluster
+    if origins:
+        # distributed's link names the scheduler's host, which for workers in this
+        # process (an inproc:// scheduler) is the machine's address, not loopback
+        port = cluster.scheduler.http_server.port
+        client._daskgmm_dashboard = f"http://{dashboard_address.rpartition(':')[0]}:{port}/status"
     logger.info(
         "started a LocalCluster: %d workers x %d threads; dashboard %s",
         n_workers,
@@ -176,6 +192,44 @@ def start_local_cluster(
         dashboard_link(client),
     )
     return client
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
+def _loopback_dashboard(address: str) -> tuple[str, list[str]]:
+    """A loopback dashboard's address with its port fixed, and its allowed origins.
+
+    distributed lets the dashboard's live plots (bokeh websockets) be opened from
+    pages of any origin, so any web page in the user's browser could open them;
+    bokeh logs a warning saying so.  A dashboard that listens on loopback only
+    needs its own origins, ``127.0.0.1:PORT`` and ``localhost:PORT``, which need the
+    port before the dashboard starts: port 0 is replaced by a free one.  Other
+    addresses (asked for remote access) keep distributed's setting.
+    """
+    host, _, port = address.rpartition(":")
+    if host not in _LOOPBACK_HOSTS or not port.isdigit():
+        return address, []
+    if int(port) == 0:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = str(probe.getsockname()[1])
+    return f"{host}:{port}", [f"{name}:{port}" for name in _LOOPBACK_HOSTS]
+
+
+@contextmanager
+def _websocket_origins(origins: list[str]):
+    """distributed's dashboard allowlist of websocket origins, for the block."""
+    if not origins:
+        yield
+        return
+    import dask
+
+    key = "distributed.scheduler.dashboard.bokeh-application.allow_websocket_origin"
+    with dask.config.set({key: origins}):
+        yield
 
 
 @contextmanager
@@ -278,6 +332,9 @@ def limit_worker_blas(client) -> None:
 
 def dashboard_link(client) -> str:
     """The dashboard URL of a client's cluster ('' when it has none)."""
+    own = getattr(client, "_daskgmm_dashboard", None)
+    if own:
+        return own
     try:
         return client.dashboard_link or ""
     except (AttributeError, KeyError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import re
@@ -443,3 +444,33 @@ def test_leaving_the_with_block_closes_the_local_cluster():
         assert client.submit(sum, [1, 2]).result() == 3
     assert client.status == "closed"
     assert cluster.status.name == "closed"
+
+
+def _websocket_status(url: str, origin: str) -> int:
+    """HTTP status of a websocket handshake with this Origin (101: accepted)."""
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.ioloop import IOLoop
+    from tornado.websocket import websocket_connect
+
+    async def handshake() -> int:
+        try:
+            connection = await websocket_connect(HTTPRequest(url, headers={"Origin": origin}))
+        except HTTPClientError as exc:
+            return exc.code
+        connection.close()
+        return 101
+
+    return IOLoop().run_sync(handshake, timeout=30)
+
+
+def test_loopback_dashboard_refuses_websockets_from_other_origins(caplog):
+    from daskgmm.cluster import start_local_cluster
+
+    with caplog.at_level(logging.WARNING), start_local_cluster(1, 1, processes=False) as client:
+        port = int(re.match(r"http://127\.0\.0\.1:(\d+)/status", dashboard_link(client))[1])
+        ws = f"ws://127.0.0.1:{port}/status/ws"
+        assert _websocket_status(ws, "http://evil.example") == 403
+        assert _websocket_status(ws, f"http://127.0.0.1:{port + 1}") == 403
+        assert _websocket_status(ws, f"http://127.0.0.1:{port}") != 403
+        assert _websocket_status(ws, f"http://localhost:{port}") != 403
+    assert "wildcard" not in caplog.text  # bokeh's warning about any origin
