@@ -13,7 +13,8 @@ Each configuration also times a bare read pass of the store with no daskgmm code
 (``da.from_zarr(store).sum().compute()``) and counts the minor page faults of the
 processes that read it.  The configurations take turns, one read pass and two fits
 each per round (each cluster started for its turn and closed after it); timings
-are the best of ``--repeats`` rounds.
+are the best of ``--repeats`` rounds, and the paired ratio is the median over rounds
+of each round's cluster time over the same round's threaded time.
 
 Then the per-iteration scheduling overhead with 1,000 small chunks: seconds per
 iteration minus the same fit's arithmetic done in one chunk, divided by the chunk
@@ -112,10 +113,16 @@ class Setup:
             for max_iter in (1, n_iter + 1):
                 self.fits.setdefault(max_iter, []).append(_fit_seconds(X, self.start, max_iter))
 
+    def per_round(self, n_iter: int) -> list[float]:
+        """Seconds per iteration in each round (that round's two fits)."""
+        pairs = zip(self.fits[1], self.fits[n_iter + 1], strict=True)
+        return [(more - one) / n_iter for one, more in pairs]
+
     def result(self, n_iter: int) -> dict:
         s_iter = (min(self.fits[n_iter + 1]) - min(self.fits[1])) / n_iter
         return {
             "s_per_iter": s_iter,
+            "s_per_iter_by_round": self.per_round(n_iter),
             "read_pass_s": min(self.reads),
             "minor_faults_per_read_pass": float(np.median(self.faults)),
             "rounds": {
@@ -131,7 +138,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=4, help="rounds; timings: best of these")
+    parser.add_argument("--repeats", type=int, default=6, help="rounds; timings: best of these")
     parser.add_argument("--chunk-rows", type=int, default=250_000)
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "bench_cluster.json")
@@ -178,21 +185,21 @@ def main(argv=None) -> int:
 
         # Scheduling overhead per chunk: 1,000 chunks vs one chunk of the same rows.
         small, small_truth = make_mixture(small_rows, D, K, chunk_rows=small_rows, seed=1)
-        small = small.persist()
         small_start = starting_parameters(small_truth)
-        one_chunk = small.rechunk((small_rows, D)).persist()
-        many_chunks = small.rechunk((small_rows // 1000, D)).persist()
+        # lazy until persisted where they are used: in this process or on the workers
+        one_chunk = small.rechunk((small_rows, D))
+        many_chunks = small.rechunk((small_rows // 1000, D))
         overhead = {}
         for name in ("threaded", "LocalCluster 2x1"):
             if name == "threaded":
                 with dask.config.set(scheduler="threads"):
-                    t_one = seconds_per_iteration(one_chunk, small_start, args.iterations)
-                    t_many = seconds_per_iteration(many_chunks, small_start, args.iterations)
+                    one, many = dask.persist(one_chunk, many_chunks)
+                    t_one = seconds_per_iteration(one, small_start, args.iterations)
+                    t_many = seconds_per_iteration(many, small_start, args.iterations)
             else:
                 client = start_local_cluster(2, 1)
                 try:
-                    one = client.persist(one_chunk)
-                    many = client.persist(many_chunks)
+                    one, many = client.persist([one_chunk, many_chunks])  # one graph
                     t_one = seconds_per_iteration(one, small_start, args.iterations)
                     t_many = seconds_per_iteration(many, small_start, args.iterations)
                 finally:
@@ -204,11 +211,22 @@ def main(argv=None) -> int:
             }
 
     threaded = rows[configs[0][0]]
+    # Paired ratios: each round's cluster turn against the same round's threaded turn,
+    # which ran moments before it; their median is robust to the host's slow drifts
+    # (CPU time for the same work varies by 20-30% on this shared machine).
+    for r in rows.values():
+        paired = np.divide(r["s_per_iter_by_round"], threaded["s_per_iter_by_round"])
+        r["paired_ratio_median"] = float(np.median(paired))
+        r["paired_ratios"] = paired.tolist()
     print(f"store: {n_rows:,} x {D} float64 in {n_rows // chunk_rows} chunks of {chunk_mb:.0f} MB")
-    print(f"{'scheduler':<74} {'s/iter':>7} {'ratio':>6} {'read s':>7} {'ratio':>6} {'faults':>8}")
+    print(
+        f"{'scheduler':<74} {'s/iter':>7} {'ratio':>6} {'paired':>7}"
+        f" {'read s':>7} {'ratio':>6} {'faults':>8}"
+    )
     for name, r in rows.items():
         print(
             f"{name:<74} {r['s_per_iter']:>7.3f} {r['s_per_iter'] / threaded['s_per_iter']:>5.2f}x"
+            f" {r['paired_ratio_median']:>6.2f}x"
             f" {r['read_pass_s']:>7.3f} {r['read_pass_s'] / threaded['read_pass_s']:>5.2f}x"
             f" {r['minor_faults_per_read_pass']:>8.0f}"
         )
@@ -232,6 +250,12 @@ def main(argv=None) -> int:
             "seconds_per_iteration": {name: r["s_per_iter"] for name, r in rows.items()},
             "ratio_vs_threaded": {
                 name: r["s_per_iter"] / threaded["s_per_iter"] for name, r in rows.items()
+            },
+            "paired_ratio_median_vs_threaded": {
+                name: r["paired_ratio_median"] for name, r in rows.items()
+            },
+            "paired_ratios_vs_threaded_by_round": {
+                name: r["paired_ratios"] for name, r in rows.items()
             },
             "read_pass_seconds": {name: r["read_pass_s"] for name, r in rows.items()},
             "read_pass_ratio_vs_threaded": {
