@@ -28,6 +28,7 @@ from ._validation import (
     bad_rows_error,
     check_data_shape,
     check_feature_count,
+    check_feature_names,
     check_is_fitted,
 )
 
@@ -87,6 +88,13 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self.covariance_type)
         self.n_features_in_ = self.means_.shape[1]
 
+    def _record_feature_names(self, names) -> None:
+        """``feature_names_in_`` from a fit's input (removed when it had none)."""
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = names
+
     def _get_parameters(self) -> tuple:
         return self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
 
@@ -101,13 +109,16 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         Stores, zarr arrays and xarray objects (see ``daskgmm.io``) come back as
         their rows, a dask array.
         """
-        return self._prediction_input(X)[0]
+        return self._prediction_input(X, names=False)[0]
 
-    def _prediction_input(self, X):
+    def _prediction_input(self, X, names: bool = True):
         """``(rows, view)``: validated rows, and the ``io.RowView`` they came from
-        (None for numpy and dask input)."""
+        (None for numpy and dask input).  ``names``: compare a DataFrame's column
+        names with ``feature_names_in_`` as scikit-learn does."""
         check_is_fitted(self)
         view = None
+        if names and not is_external(X):
+            check_feature_names(self, X)
         if is_external(X):
             view = open_external(X)
             X = view.data
@@ -120,8 +131,8 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         check_feature_count(X.shape[1], self.n_features_in_)
         return X, view
 
-    def _apply_rows(self, X, row_func, n_columns, dtype, name=None):
-        rows, view = self._prediction_input(X)
+    def _apply_rows(self, X, row_func, n_columns, dtype, name=None, names=True):
+        rows, view = self._prediction_input(X, names)
         shared = (self._log_density(), getattr(self, "nan_policy", "raise"))
         if not isinstance(rows, da.Array):
             return row_func(rows, shared)
@@ -209,7 +220,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         Rows omitted under ``nan_policy='omit'`` count in neither.
         """
         rows, _ = self._prediction_input(X)
-        scores = self._apply_rows(rows, _score_rows, None, np.float64)
+        scores = self._apply_rows(rows, _score_rows, None, np.float64, names=False)
         if isinstance(scores, da.Array):
             finite = da.isfinite(scores)
             total, n = compute(da.where(finite, scores, 0.0).sum(), finite.sum())

@@ -7,6 +7,7 @@ anything that needs the data itself is checked during the first pass over it.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -178,6 +179,71 @@ def check_feature_count(n_features: int, expected: int) -> None:
             f"X has {n_features} features, but the model was fitted with {expected} "
             "features; pass data with the same columns as at fit time."
         )
+
+
+def feature_names_of(X) -> np.ndarray | None:
+    """Column names of a DataFrame-like ``X``, as scikit-learn's ``feature_names_in_``.
+
+    An object array of the names when they are all strings, None for input
+    without columns or with non-string names.  Mixed string and non-string names
+    raise, as in scikit-learn.
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    names = list(columns)
+    kinds = {isinstance(name, str) for name in names}
+    if kinds == {True}:
+        return np.asarray(names, dtype=object)
+    if kinds == {True, False}:
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, "
+            f"but the input has {sorted({type(n).__name__ for n in names})} names; "
+            "convert them all to strings, e.g. X.columns = X.columns.astype(str)."
+        )
+    return None
+
+
+def check_feature_names(estimator, X) -> None:
+    """Compare the column names of ``X`` with those seen at fit time, as scikit-learn.
+
+    A warning when only one of them has names, a ValueError naming the
+    differences when both have and they differ.
+    """
+    fitted = getattr(estimator, "feature_names_in_", None)
+    given = feature_names_of(X)
+    cls = type(estimator).__name__
+    if fitted is None and given is None:
+        return
+    if given is None:
+        warnings.warn(
+            f"X does not have valid feature names, but {cls} was fitted with feature names",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+    if fitted is None:
+        warnings.warn(
+            f"X has feature names, but {cls} was fitted without feature names",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+    if len(fitted) == len(given) and np.array_equal(fitted, given):
+        return
+    message = "The feature names should match those that were passed during fit.\n"
+    unseen = sorted(set(given) - set(fitted))
+    missing = sorted(set(fitted) - set(given))
+    for title, names in (
+        ("Feature names unseen at fit time", unseen),
+        ("Feature names seen at fit time, yet now missing", missing),
+    ):
+        if names:
+            message += f"{title}:\n" + "".join(f"- {name}\n" for name in names[:5])
+            message += "- ...\n" if len(names) > 5 else ""
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)
 
 
 def bad_rows_error(

@@ -28,6 +28,7 @@ from ._progress import ChunkProgress, FitProgress
 from ._stats import EStep, chunk_stats, m_step
 from ._validation import (
     check_feature_count,
+    feature_names_of,
     validate_parameters,
 )
 from .fingerprint import training_data_fingerprint
@@ -348,6 +349,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         -------
         self : GaussianMixture
         """
+        names = feature_names_of(X)
         with (
             _verbose_logging(self.verbose),
             single_threaded_blas(),
@@ -355,6 +357,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             _performance_report(performance_report, self.scheduler),
         ):
             self._fit(X, sample_weight, checkpoint)
+        self._record_feature_names(names)
         self.training_data_ = training_data_fingerprint(X)
         return self
 

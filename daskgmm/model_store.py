@@ -139,6 +139,8 @@ def save(model, path, *, overwrite: bool = True) -> Path:
     fitted_items = {
         k: v for k, v in vars(model).items() if k.endswith("_") and not k.startswith("_")
     }
+    if "feature_names_in_" in fitted_items:  # strings: kept in the JSON, as a list
+        fitted_items["feature_names_in_"] = [str(n) for n in fitted_items["feature_names_in_"]]
     fitted, unsaved = _split(fitted_items, "fitted", arrays)
     if unsaved:
         raise TypeError(f"fitted attributes {unsaved} of {cls_name} cannot be saved")
@@ -284,6 +286,9 @@ def _check_mixture(model, path: Path) -> None:
             raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
     if model.n_features_in_ != d:
         raise ModelFileError(f"{path}: n_features_in_ does not match means_")
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and len(names) != d:
+        raise ModelFileError(f"{path}: feature_names_in_ has {len(names)} names for {d} features")
     if not math.isclose(float(model.weights_.sum()), 1.0, abs_tol=1e-8):
         raise ModelFileError(f"{path}: weights_ do not sum to 1")
     training_data = getattr(model, "training_data_", {})
@@ -338,6 +343,11 @@ def load(path):
     bad = [name for name in fitted if not name.endswith("_") or name.startswith("_")]
     if bad:
         raise ModelFileError(f"{path}: {bad} are not fitted attribute names")
+    names = fitted.get("feature_names_in_")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ModelFileError(f"{path}: feature_names_in_ should be a list of strings")
+        fitted["feature_names_in_"] = np.asarray(names, dtype=object)
     for name, value in fitted.items():
         setattr(model, name, value)
     _check_mixture(model, path)

@@ -42,6 +42,8 @@ from ._validation import (
     _integer,
     _real,
     check_feature_count,
+    check_feature_names,
+    feature_names_of,
     validate_parameters,
 )
 from .fingerprint import training_data_fingerprint
@@ -450,8 +452,11 @@ init_sample_size, chunk_rows, split_every
         -------
         self : OnlineGaussianMixture
         """
+        names = feature_names_of(X)
         with _performance_report(performance_report, self.scheduler):
-            return self._fit(X, sample_weight, checkpoint)
+            self._fit(X, sample_weight, checkpoint)
+        self._record_feature_names(names)
+        return self
 
     def _fit(self, X, sample_weight, checkpoint):
         self._validate()
@@ -509,6 +514,9 @@ init_sample_size, chunk_rows, split_every
         """
         self._validate()
         first = not hasattr(self, "n_batches_seen_")
+        names = feature_names_of(X)
+        if not first:
+            check_feature_names(self, X)
         rows = self._rows(X, sample_weight, self.n_components if first else None)
         if not first:
             check_feature_count(rows.n_features, self.n_features_in_)
@@ -518,6 +526,8 @@ init_sample_size, chunk_rows, split_every
                 self._initialise(rows, check_random_state(self.random_state))
             for chunk_ids in batches:
                 self._step(rows, chunk_ids)
+        if first:
+            self._record_feature_names(names)
         self.training_data_ = training_data_fingerprint(X)
         return self
 
