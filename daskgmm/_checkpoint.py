@@ -22,7 +22,7 @@ import numpy as np
 
 from ._files import readable_directory, write_directory
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class CheckpointMismatchError(ValueError):
@@ -54,8 +54,24 @@ def fingerprint(params: dict, data: dict) -> dict:
 UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
 
 
-def fit_fingerprint(estimator, rows) -> dict:
-    """The fingerprint of fitting ``estimator`` to ``rows`` (an ``_engine.RowChunks``)."""
+def _source_fingerprint(source) -> dict:
+    """What identifies the values of a fit's input (see :func:`data_fingerprint`)."""
+    from .fingerprint import training_data_fingerprint
+
+    described = training_data_fingerprint(source)
+    described.pop("recorded", None)
+    return described
+
+
+def fit_fingerprint(estimator, rows, source) -> dict:
+    """The fingerprint of fitting ``estimator`` to ``rows`` (an ``_engine.RowChunks``)
+    made from ``source`` (what ``fit`` was given).
+
+    Besides the parameters and the rows' layout it holds the source's
+    :func:`daskgmm.fingerprint.data_fingerprint`: the SHA-256 of a numpy array (up
+    to 256 MiB), a local store's file count, bytes and newest modification time, a
+    dask array's graph name.
+    """
     params = {
         name: ("RandomState" if isinstance(v, np.random.RandomState) else v)
         for name, v in estimator.get_params().items()
@@ -67,7 +83,7 @@ def fit_fingerprint(estimator, rows) -> dict:
         "row_chunks": rows.array.chunks[0],
         "weighted": rows.weights is not None,
     }
-    return fingerprint(params, data)
+    return {**fingerprint(params, data), "source": _jsonable(_source_fingerprint(source))}
 
 
 def random_state_parts(random_state: np.random.RandomState) -> tuple[list, np.ndarray]:
@@ -133,11 +149,15 @@ def load(path: str | os.PathLike, expected_fingerprint: dict):
             f"this daskgmm writes {SCHEMA_VERSION}; delete it to start afresh."
         )
     expected = _jsonable(expected_fingerprint)
-    for part in ("params", "data"):
+    what = {
+        "params": "estimator parameters",
+        "data": "data (shape, dtype, chunks)",
+        "source": "data: the same shape, other values (SHA-256, store files or dask graph)",
+    }
+    for part in expected:
         if meta.get("fingerprint", {}).get(part) != expected[part]:
-            what = "estimator parameters" if part == "params" else "data (shape, dtype, chunks)"
             raise CheckpointMismatchError(
-                f"Checkpoint {str(path)!r} was made with other {what}; use another "
-                "checkpoint path or delete it to start afresh."
+                f"Checkpoint {str(path)!r} was made with other {what.get(part, part)}; use "
+                "another checkpoint path or delete it to start afresh."
             )
     return meta, arrays

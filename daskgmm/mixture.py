@@ -124,12 +124,12 @@ class _CheckpointSaver:
     (drawn from only between initialisations), so a resumed fit replays exactly.
     """
 
-    def __init__(self, estimator, rows: RowChunks, path, random_state):
+    def __init__(self, estimator, rows: RowChunks, path, random_state, source):
         self.path = path
         self.random_state = random_state
         if path is None:
             return
-        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows)
+        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows, source)
 
     @staticmethod
     def _pack(prefix: str, run: _Run | None, meta: dict, arrays: dict) -> None:
@@ -389,7 +389,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             rows.n_features,
             rows.n_chunks,
         )
-        saver = _CheckpointSaver(self, rows, checkpoint, random_state)
+        saver = _CheckpointSaver(self, rows, checkpoint, random_state, X)
         best, first_init, resumed = saver.restore()
         bar = FitProgress(n_init * self.max_iter, label="EM") if self.progress else None
         with ChunkProgress(bar) if bar else nullcontext():

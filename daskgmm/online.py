@@ -170,13 +170,13 @@ class _OnlineCheckpoint:
     left; ``max_passes + 2`` means the fit is complete.
     """
 
-    def __init__(self, estimator, rows: RowChunks, path, random_state):
+    def __init__(self, estimator, rows: RowChunks, path, random_state, source):
         self.estimator = estimator
         self.path = path
         self.random_state = random_state
         if path is None:
             return
-        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows)
+        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows, source)
 
     def save(self, n_pass: int, order, done: int) -> None:
         """Record that ``done`` mini-batches of pass ``n_pass`` (in ``order``) are done."""
@@ -464,7 +464,7 @@ init_sample_size, chunk_rows, split_every
         random_state = check_random_state(self.random_state)
         chunk_rows = rows.array.chunks[0]
         n_batches = len(mini_batches(np.arange(rows.n_chunks), chunk_rows, self.batch_size))
-        saver = _OnlineCheckpoint(self, rows, checkpoint, random_state)
+        saver = _OnlineCheckpoint(self, rows, checkpoint, random_state, X)
         with self._computing(n_batches * self.max_passes):
             place = saver.restore()
             if place is None:

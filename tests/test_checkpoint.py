@@ -169,6 +169,34 @@ def test_checkpoint_of_another_fit_is_refused(store, tmp_path, change, match):
         _fit(model, X[: change.get("rows", N_ROWS)], checkpoint=checkpoint)
 
 
+@pytest.mark.parametrize("kind", ["numpy", "dask", "store"])
+def test_checkpoint_of_other_values_of_the_same_shape_is_refused(tmp_path, kind):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(2_000, 3))
+    Y = 5 * X + 100  # same shape, dtype and chunks
+
+    def as_input(values):
+        if kind == "numpy":
+            return values
+        if kind == "dask":
+            return da.from_array(values, chunks=500)
+        path = str(tmp_path / "x.zarr")  # the store rewritten in place
+        da.from_array(values, chunks=500).to_zarr(path, overwrite=True)
+        return path
+
+    checkpoint = tmp_path / "ckpt"
+    first_input = as_input(X)
+    first = _fit(GaussianMixture(2, max_iter=3, random_state=0), first_input, checkpoint=checkpoint)
+    with _Computes() as computes:  # the same data: the finished fit is returned
+        same = _fit(
+            GaussianMixture(2, max_iter=3, random_state=0), first_input, checkpoint=checkpoint
+        )
+    assert computes.count == 0
+    np.testing.assert_array_equal(same.means_, first.means_)
+    with pytest.raises(CheckpointMismatchError, match="the same shape, other values"):
+        _fit(GaussianMixture(2, max_iter=3, random_state=0), as_input(Y), checkpoint=checkpoint)
+
+
 def test_checkpoint_is_never_half_written(store, tmp_path, monkeypatch):
     """A writer that dies inside np.savez leaves the previous checkpoint in place."""
     from daskgmm import _checkpoint
