@@ -31,6 +31,24 @@ import os
 import weakref
 from contextlib import contextmanager
 
+from ._engine import SchedulerConnectionError
+
+__all__ = [
+    "BLAS_PLUGIN_NAME",
+    "CONNECT_TIMEOUT",
+    "WORKER_MALLOC_ENV",
+    "ClusterConnectionError",
+    "SchedulerConnectionError",
+    "close",
+    "cluster_from_options",
+    "compute_with_progress",
+    "connect",
+    "dashboard_link",
+    "limit_worker_blas",
+    "performance_report",
+    "start_local_cluster",
+]
+
 logger = logging.getLogger(__name__)
 
 #: Seconds to wait for a scheduler before giving up with a clear error.

@@ -276,7 +276,7 @@ def _fit_quietly_with(model, X, **kwargs):
 
 
 def test_losing_the_scheduler_is_a_clear_error_not_a_hang(scheduler_and_workers, zarr_data):
-    from daskgmm._engine import SchedulerConnectionError
+    from daskgmm.cluster import SchedulerConnectionError
 
     path, start = zarr_data
     X = da.from_zarr(path)
