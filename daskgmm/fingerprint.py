@@ -77,27 +77,20 @@ def _array_info(shape, chunks, dtype) -> dict:
     }
 
 
-def _zarr_arrays(node) -> dict:
-    import zarr
+def _zarr_arrays(source) -> dict:
+    from .io import store_layout
 
-    if isinstance(node, zarr.Array):
-        return {node.path or "": _array_info(node.shape, node.chunks, node.dtype)}
-    return {
-        name: _array_info(arr.shape, arr.chunks, arr.dtype)
-        for name, arr in sorted(node.arrays(), key=lambda item: item[0])
-    }
+    return {name: _array_info(*layout) for name, layout in store_layout(source).items()}
 
 
 def _store_fingerprint(location: str) -> dict:
-    import zarr
-
     local = _is_local(location)
     where = str(_local_path(location)) if local else location
     try:
-        node = zarr.open(where, mode="r")
+        arrays = _zarr_arrays(where)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"No Zarr store at {location!r}; check the path or URL.") from exc
-    out = {"kind": "zarr", "location": where, "arrays": _zarr_arrays(node)}
+    out = {"kind": "zarr", "location": where, "arrays": arrays}
     if local:
         out["files"] = directory_state(Path(where))
     return out

@@ -58,6 +58,29 @@ def _xarray():
 # --------------------------------------------------------------------------- #
 # in
 # --------------------------------------------------------------------------- #
+def store_layout(source) -> dict[str, tuple]:
+    """The arrays of a Zarr store, array or group: name -> (shape, chunks, dtype).
+
+    ``source`` is a location (path or URL, opened read-only) or an open zarr
+    array or group.  An array is named by its path ('' at a store's root), a
+    group's arrays by their names, in sorted order.  Reads metadata only.
+
+    Raises
+    ------
+    FileNotFoundError
+        If no Zarr store is at the location.
+    """
+    zarr = _zarr()
+    node = zarr.open(source, mode="r") if isinstance(source, (str, os.PathLike)) else source
+    if isinstance(node, zarr.Array):
+        return {node.path or "": (node.shape, node.chunks, node.dtype)}
+    return {
+        name: (arr.shape, arr.chunks, arr.dtype)
+        for name, arr in sorted(node.arrays(), key=lambda item: item[0])
+    }
+
+
+
 @dataclass
 class RowView:
     """N-D data seen as rows of feature values, with what it takes to go back.
