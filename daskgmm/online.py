@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from contextlib import contextmanager, nullcontext
 
 import dask.array as da
@@ -51,6 +50,9 @@ from .mixture import _performance_report, iteration_statistics
 from .model_store import ModelFileError, StoredModel, register_model
 
 logger = logging.getLogger(__name__)
+
+#: Chunks a mini-batch of numpy input is cut into with ``chunk_rows='auto'``.
+CHUNKS_PER_BATCH = 8
 
 
 def _warm_up(name, value):
@@ -270,7 +272,8 @@ class OnlineGaussianMixture(StoredModel, BaseGaussianMixture):
     init_params, weights_init, means_init, precisions_init, random_state, \
 init_sample_size, chunk_rows, split_every
         As for :class:`daskgmm.GaussianMixture`, except that ``chunk_rows='auto'``
-        cuts numpy input into chunks of ``batch_size / n_cores`` rows.  ``fit``
+        cuts numpy input into chunks of ``batch_size / 8`` rows (a mini-batch
+        spreads over up to 8 cores; the same batches on every machine).  ``fit``
         initialises from the data; the first ``partial_fit`` from its block.
         ``random_state`` also shuffles the chunk order of every pass.
     nan_policy, scheduler
@@ -356,11 +359,12 @@ init_sample_size, chunk_rows, split_every
             check(name, params[name])
 
     def _rows(self, X, sample_weight, n_components=None) -> RowChunks:
-        """Row chunks of ``X``; numpy input is cut so that one mini-batch spans one
-        chunk per core (``chunk_rows='auto'``)."""
+        """Row chunks of ``X``; numpy input is cut into ``CHUNKS_PER_BATCH`` chunks
+        per mini-batch (``chunk_rows='auto'``).  Not per core: the mini-batches, and
+        so the fit, must not depend on the machine."""
         chunk_rows = self.chunk_rows
         if chunk_rows == "auto" and not isinstance(X, da.Array):
-            chunk_rows = max(1, math.ceil(self.batch_size / (os.cpu_count() or 1)))
+            chunk_rows = max(1, math.ceil(self.batch_size / CHUNKS_PER_BATCH))
         rows = prepare_rows(X, sample_weight, chunk_rows, n_components)
         largest = max(rows.array.chunks[0])
         if largest > 2 * self.batch_size:

@@ -1,11 +1,14 @@
 """Online (stepwise) EM, partial_fit, and saving/loading models."""
 
 import json
+import os
+import threading
 import warnings
 
 import dask.array as da
 import numpy as np
 import pytest
+from dask.callbacks import Callback
 from sklearn.base import clone
 
 import daskgmm
@@ -274,7 +277,23 @@ def test_partial_fit_from_given_parameters(rng):
         covariance_type="spherical",
     )
     model.partial_fit(X)
-    np.testing.assert_allclose(np.sort(model.covariances_), 1.0, atol=0.15)
+    # one mini-batch with step size 1: one batch EM iteration from the given parameters
+    expected = GaussianMixture(
+        3,
+        covariance_type="spherical",
+        max_iter=1,
+        means_init=centres,
+        weights_init=np.full(3, 1 / 3),
+        precisions_init=np.ones(3),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected.fit(X)
+    assert model.n_batches_seen_ == 1
+    np.testing.assert_allclose(model.means_, expected.means_, rtol=1e-10)
+    np.testing.assert_allclose(model.covariances_, expected.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(model.weights_, expected.weights_, rtol=1e-10)
+    assert not np.allclose(model.means_, centres, rtol=0, atol=1e-3)  # it moved
 
 
 def test_partial_fit_tracks_drifting_means(rng):
@@ -453,6 +472,19 @@ def test_save_refuses_unfitted_models_and_foreign_directories(tmp_path):
         model.save(tmp_path / "data")
 
 
+@pytest.mark.parametrize("cores", [1, 2, 3, 32])
+def test_numpy_input_is_cut_alike_on_every_machine(rng, monkeypatch, cores):
+    X, _ = _blobs(rng, n=4000)
+    common = {"batch_size": 1000, "max_passes": 2, "random_state": 0, "final_batch_pass": True}
+    here = OnlineGaussianMixture(3, **common).fit(X)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    there = OnlineGaussianMixture(3, **common).fit(X)
+    assert there.n_batches_seen_ == here.n_batches_seen_ == 8
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_array_equal(getattr(there, name), getattr(here, name))
+    assert there.log_likelihood_history_ == here.log_likelihood_history_
+
+
 def test_numpy_input_is_cut_to_the_batch_size_and_large_chunks_are_reported(rng, caplog):
     X, _ = _blobs(rng, n=4000)
     model = OnlineGaussianMixture(3, batch_size=1000, max_passes=1, random_state=0).fit(X)
@@ -474,9 +506,17 @@ def test_nan_policy_omit_progress_and_scheduler_options(capsys):
     common = dict(batch_size=1000, max_passes=2, random_state=0, chunk_rows=500)
     with pytest.raises(ValueError, match="NaN or infinite values"):
         OnlineGaussianMixture(2, **common).fit(bad)
-    omit = OnlineGaussianMixture(
-        2, nan_policy="omit", progress=True, scheduler="sync", **common
-    ).fit(bad)
+    threads = set()
+
+    class Threads(Callback):
+        def _pretask(self, key, dask, state):
+            threads.add(threading.get_ident())
+
+    with Threads():
+        omit = OnlineGaussianMixture(
+            2, nan_policy="omit", progress=True, scheduler="sync", **common
+        ).fit(bad)
+    assert threads == {threading.get_ident()}  # the sync scheduler: all in this thread
     err = capsys.readouterr().err
     assert f"online EM {omit.n_batches_seen_}/{omit.n_batches_seen_} [" in err
     assert "mini-batches seen" in err
@@ -485,3 +525,10 @@ def test_nan_policy_omit_progress_and_scheduler_options(capsys):
     assert (labels[~np.isfinite(bad).all(axis=1)] == -1).all()
     np.testing.assert_allclose(np.sort(omit.means_[:, 0]), [0.0, 6.0], atol=0.15)
     assert omit.score(kept) == pytest.approx(omit.score(bad), rel=1e-12)
+    # the same fit as giving the bad rows weight 0 (same chunks, same batches)
+    finite = np.isfinite(bad).all(axis=1)
+    weighted = OnlineGaussianMixture(2, **common).fit(
+        np.where(finite[:, None], bad, 0.0), sample_weight=finite.astype(float)
+    )
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(omit, name), getattr(weighted, name), rtol=1e-10)

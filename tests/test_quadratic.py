@@ -18,10 +18,11 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 import daskgmm._stats as stats_module
 from daskgmm import GaussianMixture
 from daskgmm._kernels import LogDensity, Workspace, precision_cholesky
-from daskgmm._quadratic import TOLERANCE, QuadraticEStep, worthwhile
+from daskgmm._quadratic import TOLERANCE, QuadraticEStep, quadratic_block_rows, worthwhile
 from daskgmm._stats import EStep, chunk_stats
 
 K, D = 8, 16
+BLOCK = quadratic_block_rows(D)
 
 
 def _mixture(cov_type: str, seed: int = 0, spread: float = 0.2):
@@ -38,6 +39,25 @@ def _mixture(cov_type: str, seed: int = 0, spread: float = 0.2):
 
 def _general_only(monkeypatch):
     monkeypatch.setattr(stats_module, "QUADRATIC_TYPES", ())
+
+
+class _QuadraticSpy:
+    """Records what the quadratic kernel returned for each block it was given."""
+
+    def __init__(self, monkeypatch):
+        self.results = []
+        real = stats_module._quadratic_block
+
+        def spy(*args, **kwargs):
+            out = real(*args, **kwargs)
+            self.results.append(out is not None)
+            return out
+
+        monkeypatch.setattr(stats_module, "_quadratic_block", spy)
+
+    @property
+    def accepted(self) -> int:
+        return sum(self.results)
 
 
 def _assert_same_stats(a, b, rtol=1e-11):
@@ -63,7 +83,9 @@ def test_same_statistics_as_whitening(cov_type, dtype, weighted, monkeypatch):
     labels = rng.integers(0, K, 20_000)
     X = (means[labels] + rng.standard_normal((20_000, D))).astype(dtype)
     w = rng.uniform(0.0, 2.0, X.shape[0]) if weighted else None
+    spy = _QuadraticSpy(monkeypatch)
     fast = chunk_stats(X, estep, w, chunk_index=3)
+    assert len(spy.results) > 1 and all(spy.results)  # every block by the quadratic kernel
     _general_only(monkeypatch)
     slow = chunk_stats(X, estep, w, chunk_index=3)
     _assert_same_stats(fast, slow)
@@ -73,11 +95,16 @@ def test_same_statistics_as_whitening(cov_type, dtype, weighted, monkeypatch):
 def test_bad_rows_counted_as_by_whitening(cov_type, monkeypatch):
     estep, means = _mixture(cov_type)
     rng = np.random.default_rng(2)
-    X = means[rng.integers(0, K, 10_000)] + rng.standard_normal((10_000, D))
+    X = means[rng.integers(0, K, 30_000)] + rng.standard_normal((30_000, D))
     X[[5, 4000, 9999], [0, 3, 15]] = np.nan
     X[7000, 2] = np.inf
+    bad_blocks = {5 // BLOCK, 4000 // BLOCK, 9999 // BLOCK, 7000 // BLOCK}
+    spy = _QuadraticSpy(monkeypatch)
     fast = chunk_stats(X, estep, chunk_index=9)
-    assert fast.n_bad == 4 and fast.bad_chunks == {9: 4} and fast.n_rows == 10_000
+    assert fast.n_bad == 4 and fast.bad_chunks == {9: 4} and fast.n_rows == 30_000
+    # blocks with a bad row go to the whitening kernel, which counts them; the rest not
+    assert len(spy.results) == -(-30_000 // BLOCK)
+    assert [not ok for ok in spy.results] == [b in bad_blocks for b in range(len(spy.results))]
     _general_only(monkeypatch)
     _assert_same_stats(fast, chunk_stats(X, estep, chunk_index=9))
 
@@ -96,13 +123,15 @@ def test_inaccurate_blocks_go_to_whitening(monkeypatch):
     largest = float((np.square(X - quadratic.shift)).sum(axis=1).max())
     assert quadratic.error_bound(largest) > TOLERANCE
     assert quadratic.features(X, Workspace()) is None
+    spy = _QuadraticSpy(monkeypatch)
     calls = []
     real = stats_module._general_block
     monkeypatch.setattr(
         stats_module, "_general_block", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     got = chunk_stats(X, estep)
-    assert len(calls) == 2  # both blocks of rows went to the whitening kernel
+    assert spy.results == [False, False]  # the quadratic kernel declined both blocks
+    assert len(calls) == 2  # ... and both went to the whitening kernel
     # and the second moments are right: against the exact, per-component ones
     for k in range(K):
         rows = X[labels == k].astype(np.longdouble)
@@ -112,7 +141,7 @@ def test_inaccurate_blocks_go_to_whitening(monkeypatch):
 
 
 @pytest.mark.parametrize("cov_type", ["full", "tied"])
-def test_agrees_with_sklearn_at_k8_d16(cov_type):
+def test_agrees_with_sklearn_at_k8_d16(cov_type, monkeypatch):
     rng = np.random.default_rng(4)
     centres = 4.0 * rng.standard_normal((K, D))
     X = centres[rng.integers(0, K, 12_000)] + rng.standard_normal((12_000, D))
@@ -124,10 +153,13 @@ def test_agrees_with_sklearn_at_k8_d16(cov_type):
         "precisions_init": np.eye(D) if cov_type == "tied" else np.tile(np.eye(D), (K, 1, 1)),
     }
     common = {"covariance_type": cov_type, "tol": 1e-6, "max_iter": 30, **start}
+    spy = _QuadraticSpy(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ref = SkGaussianMixture(K, **common).fit(X)
         ours = GaussianMixture(K, **common).fit(da.from_array(X, chunks=3000))
+    # every E-step block of every iteration went through the quadratic kernel
+    assert len(spy.results) >= 4 * ours.n_iter_ and all(spy.results)
     assert ours.n_iter_ == ref.n_iter_
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-7, atol=1e-12)
