@@ -519,15 +519,20 @@ def test_singular_covariance_suggests_reg_covar(covariance_type, make_data, init
                 "spherical": np.ones(K),
             }[covariance_type],
         )
+    values = data
     if as_dask:
         data = da.from_array(data, chunks=(30, D))
     est = GaussianMixture(K, **kwargs)
     with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*Increase reg_covar"):
         est.fit(data)
     assert not hasattr(est, "means_")
-    # and the advice works
+    # and the advice works: the fit then is scikit-learn's with that reg_covar
     est.set_params(reg_covar=1e-6).fit(data)
     assert np.all(np.isfinite(est.precisions_cholesky_))
+    if init == "given":
+        sk = SkGaussianMixture(K, **{**kwargs, "reg_covar": 1e-6}).fit(values)
+        np.testing.assert_allclose(est.means_, sk.means_, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(est.covariances_, sk.covariances_, rtol=1e-6, atol=1e-9)
 
 
 def test_sklearn_raises_for_collapsed_spherical_component():

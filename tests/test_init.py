@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -27,12 +29,14 @@ class CountingArray:
         self.ndim = array.ndim
         self.n_reads = 0
         self.rows_read = 0
+        self._lock = threading.Lock()  # dask reads chunks from several threads
 
     def __getitem__(self, key):
         out = self.array[key]
         if out.shape[0]:
-            self.n_reads += 1
-            self.rows_read += out.shape[0]
+            with self._lock:
+                self.n_reads += 1
+                self.rows_read += out.shape[0]
         return out
 
 

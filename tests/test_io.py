@@ -201,8 +201,12 @@ def test_masked_cube_omit_equals_fit_of_unmasked_rows(tmp_path):
     assert np.isnan(scores[1, 5:12, 10:25]).all()
     assert fitted.score(arr) == pytest.approx(fitted.score(rows[good]), rel=1e-10)
     # 'auto' init on a sample drops the masked rows rather than raising
-    GaussianMixture(K, max_iter=2, nan_policy="omit", random_state=0).fit(arr)
-    GaussianMixture(K, max_iter=2, nan_policy="omit", init_params="random").fit(arr)
+    for init in ("kmeans", "random"):
+        model = GaussianMixture(
+            K, max_iter=2, tol=0.0, nan_policy="omit", init_params=init, random_state=0
+        ).fit(arr)
+        assert model.n_iter_ == 2 and np.isfinite(model.means_).all()
+        assert model.score(arr) == pytest.approx(model.score(rows[good]), rel=1e-10)
 
 
 def test_xarray_fill_value_decoded(tmp_path):
