@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +23,7 @@ from dask.callbacks import Callback
 
 from daskgmm import GaussianMixture
 from daskgmm._checkpoint import CheckpointMismatchError
+from daskgmm._files import readable_directory
 from daskgmm.datasets import make_mixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,8 +87,18 @@ class _Computes(Callback):
 
 
 def _state(checkpoint: Path) -> dict | None:
+    """The checkpoint's state as a reader sees it, or None if none is readable yet.
+
+    Read through :func:`readable_directory`, as the library reads it: a writer killed
+    between the two renames of ``write_directory`` leaves only ``.NAME.old``, which
+    holds the previous (complete) state.  None also covers a read racing a live
+    writer's renames, which only the polling loop below can meet.
+    """
+    found = readable_directory(checkpoint)
+    if found is None:
+        return None
     try:
-        return json.loads((checkpoint / "state.json").read_text())
+        return json.loads((found / "state.json").read_text())
     except (OSError, ValueError):
         return None
 
@@ -121,7 +134,11 @@ def test_killed_driver_resumes_to_the_uninterrupted_result(store, tmp_path):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
+    # The writer is dead, so the directory no longer changes: what a resumed fit reads
+    # (the checkpoint, or the previous version left aside if the kill fell between the
+    # two renames) must be there and whole.
     killed_at = _state(checkpoint)
+    assert killed_at is not None, sorted(p.name for p in tmp_path.iterdir())
     assert killed_at["init"] == 1 and 5 <= killed_at["run"]["n_iter"] < MAX_ITER
 
     with _Computes() as computes:
@@ -197,31 +214,113 @@ def test_checkpoint_of_other_values_of_the_same_shape_is_refused(tmp_path, kind)
         _fit(GaussianMixture(2, max_iter=3, random_state=0), as_input(Y), checkpoint=checkpoint)
 
 
+class _Killed(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the fit catches it."""
+
+
 def test_checkpoint_is_never_half_written(store, tmp_path, monkeypatch):
-    """A writer that dies inside np.savez leaves the previous checkpoint in place."""
+    """A writer that dies inside np.savez while REWRITING a checkpoint leaves the
+    previous iteration's checkpoint whole, and the fit resumes from it exactly."""
     from daskgmm import _checkpoint
 
-    checkpoint = tmp_path / "ckpt"
     X = da.from_zarr(store)
-    _fit(GaussianMixture(K, tol=0.0, max_iter=3, random_state=7), X, checkpoint=checkpoint)
-    before = (checkpoint / "state.json").read_text()
+
+    def model():
+        return GaussianMixture(K, tol=0.0, max_iter=6, random_state=7, init_params="random")
+
+    reference = _fit(model(), X, checkpoint=tmp_path / "reference")
+
+    checkpoint = tmp_path / "ckpt"
+    real_savez = np.savez
+    saved = []  # the arrays of each completed save, one per iteration
+
+    def dies_on_third(file, **arrays):
+        if len(saved) == 2:  # iteration 3, rewriting the checkpoint of iteration 2
+            whole = io.BytesIO()
+            real_savez(whole, **arrays)
+            Path(file).write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+            raise _Killed("killed halfway through writing the arrays")
+        real_savez(file, **arrays)
+        saved.append({name: np.array(value, copy=True) for name, value in arrays.items()})
+
+    monkeypatch.setattr(_checkpoint.np, "savez", dies_on_third)
+    with pytest.raises(_Killed):
+        _fit(model(), X, checkpoint=checkpoint)
+    monkeypatch.setattr(_checkpoint.np, "savez", real_savez)
+
+    # Complete, and still the last good iteration's.
+    state, arrays = _checkpoint_contents(checkpoint)
+    assert state["init"] == 0 and state["run"]["n_iter"] == 2
+    assert len(state["run"]["lower_bounds"]) == 2
+    assert state["run"]["lower_bounds"] == reference.lower_bounds_[:2]
+    assert arrays.keys() == saved[1].keys()
+    for name in arrays:
+        np.testing.assert_array_equal(arrays[name], saved[1][name])
+    # No temporary directory, nothing set aside.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "reference"]
+
+    with _Computes() as computes:
+        resumed = _fit(model(), X, checkpoint=checkpoint)
+    assert computes.count == 6 - 2  # iterations 3..6 only; no initialisation
+    assert resumed.n_iter_ == reference.n_iter_ == 6
+    assert resumed.lower_bounds_ == reference.lower_bounds_
+    np.testing.assert_array_equal(resumed.means_, reference.means_)
+    np.testing.assert_array_equal(resumed.covariances_, reference.covariances_)
+    np.testing.assert_array_equal(resumed.weights_, reference.weights_)
+
+
+def test_first_checkpoint_write_that_dies_leaves_nothing(store, tmp_path, monkeypatch):
+    """With no previous checkpoint, a writer dying inside np.savez leaves no directory
+    (a later fit starts afresh) and no temporary leftovers."""
+    from daskgmm import _checkpoint
 
     def dies(*args, **kwargs):
-        raise KeyboardInterrupt("killed while writing")
+        raise _Killed("killed while writing")
 
     monkeypatch.setattr(_checkpoint.np, "savez", dies)
-    with pytest.raises(KeyboardInterrupt):
-        _fit(GaussianMixture(K, tol=0.0, max_iter=5, random_state=8), X, checkpoint=tmp_path / "b")
-    assert not (tmp_path / "b").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".b.")]
-    assert (checkpoint / "state.json").read_text() == before
+    with pytest.raises(_Killed):
+        _fit(
+            GaussianMixture(K, tol=0.0, max_iter=2, random_state=8),
+            da.from_zarr(store),
+            checkpoint=tmp_path / "b",
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_verbose_progress_and_scheduler_options(store, capsys):
+def _record_task_threads(monkeypatch) -> list[int]:
+    """Make every E-step chunk task record the ident of the thread it runs in."""
+    from daskgmm import mixture
+
+    threads = []
+    real_chunk_stats = mixture.chunk_stats
+
+    def recording(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real_chunk_stats(*args, **kwargs)
+
+    monkeypatch.setattr(mixture, "chunk_stats", recording)
+    return threads
+
+
+def test_verbose_progress_and_scheduler_options(store, capsys, monkeypatch):
     X = da.from_zarr(store)
+    n_chunks = N_ROWS // CHUNK
+    main_thread = threading.get_ident()
+    # A dask Callback's _pretask runs in the calling thread under every local
+    # scheduler, so the thread is recorded inside the tasks themselves.
+    threads = _record_task_threads(monkeypatch)
+    # Control: under the threaded scheduler the chunk tasks run in pool threads.
+    with dask.config.set(scheduler="threads"):
+        _fit(GaussianMixture(K, tol=0.0, max_iter=1, random_state=7), X)
+    assert len(threads) == n_chunks and main_thread not in threads
+
+    threads.clear()
     model = GaussianMixture(K, tol=0.0, max_iter=3, random_state=7, progress=True, scheduler="sync")
     with dask.config.set(scheduler="threads"):
         _fit(model, X)
+    # scheduler="sync" won over the configured threads: every task ran in this thread.
+    assert len(threads) == 3 * n_chunks
+    assert set(threads) == {main_thread}
     err = capsys.readouterr().err
     assert "EM 3/3 [" in err
     assert f"lower bound {model.lower_bound_: .6f}" in err

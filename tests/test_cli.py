@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from dask.callbacks import Callback
 
 import daskgmm
 from daskgmm import GaussianMixture
@@ -449,28 +450,91 @@ def test_chunk_rows_rechunks_a_table(work, fitted, tmp_path, monkeypatch):
     assert daskgmm.load(out).training_data_["rows"]["row_chunks"] == 4
 
 
+class _Killed(BaseException):
+    """Stands for the process dying: not an Exception, so ``main()`` does not catch it."""
+
+
+class _Computes(Callback):
+    """Counts the dask computations run inside the block."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def _start(self, dsk):
+        self.count += 1
+
+
 def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_path, monkeypatch):
-    """In-process: a finished checkpoint returns the same model without computing."""
+    """In-process: a run killed mid-fit resumes from its checkpoint to the uninterrupted
+    model, computing only the mini-batches left; a finished checkpoint returns the same
+    model without computing."""
+    from daskgmm import _checkpoint
+
     monkeypatch.chdir(work)
-    args = [
-        "fit",
-        "data.zarr",
-        "-k",
-        "3",
-        "--online",
-        "--batch-size",
-        "1000",
-        "--max-passes",
-        "1",
-        "--random-state",
-        "0",
-        "--checkpoint",
-        str(tmp_path / "ck"),
-        "--quiet",
-    ]
-    assert main([*args, "--model", str(tmp_path / "a")]) == 0
-    assert main([*args, "--model", str(tmp_path / "b")]) == 0
-    a, b = daskgmm.load(tmp_path / "a"), daskgmm.load(tmp_path / "b")
-    assert type(a).__name__ == "OnlineGaussianMixture" and a.n_batches_seen_ == 6
-    np.testing.assert_array_equal(a.means_, b.means_)
-    assert a.log_likelihood_history_ == b.log_likelihood_history_
+
+    def args(checkpoint, model):
+        return [
+            "fit",
+            "data.zarr",
+            "-k",
+            "3",
+            "--online",
+            "--batch-size",
+            "1000",
+            "--max-passes",
+            "1",
+            "--random-state",
+            "0",
+            "--checkpoint",
+            str(checkpoint),
+            "--model",
+            str(model),
+            "--quiet",
+        ]
+
+    with _Computes() as full:
+        assert main(args(tmp_path / "ck-ref", tmp_path / "ref")) == 0
+    reference = daskgmm.load(tmp_path / "ref")
+    assert type(reference).__name__ == "OnlineGaussianMixture"
+    assert reference.n_batches_seen_ == 6
+
+    # The first run dies as it is about to checkpoint its 4th mini-batch.
+    checkpoint = tmp_path / "ck"
+    real_save = _checkpoint.save
+    saves = []
+
+    def dies_on_fourth(path, meta, arrays):
+        if len(saves) == 3:
+            raise _Killed("killed after the 4th mini-batch")
+        real_save(path, meta, arrays)
+        saves.append(meta["done"])
+
+    monkeypatch.setattr(_checkpoint, "save", dies_on_fourth)
+    with _Computes() as killed, pytest.raises(_Killed):
+        main(args(checkpoint, tmp_path / "a"))
+    monkeypatch.setattr(_checkpoint, "save", real_save)
+    assert saves == [1, 2, 3] and not (tmp_path / "a").exists()
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert (state["pass"], state["done"], state["n_batches_seen"]) == (1, 3, 3)
+
+    # The resumed run computes only what the killed one had not saved: from the 4th
+    # mini-batch on (a run ignoring --checkpoint would compute as much as the full one).
+    with _Computes() as resumed:
+        assert main(args(checkpoint, tmp_path / "a")) == 0
+    assert resumed.count == full.count - killed.count + 1
+    assert resumed.count < full.count
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert (state["pass"], state["done"], state["n_batches_seen"]) == (1, 6, 6)
+
+    # A finished checkpoint: the same model, no computation at all.
+    with _Computes() as again:
+        assert main(args(checkpoint, tmp_path / "b")) == 0
+    assert again.count == 0
+
+    for other in (daskgmm.load(tmp_path / "a"), daskgmm.load(tmp_path / "b")):
+        assert type(other).__name__ == "OnlineGaussianMixture" and other.n_batches_seen_ == 6
+        np.testing.assert_array_equal(other.means_, reference.means_)
+        np.testing.assert_array_equal(other.covariances_, reference.covariances_)
+        np.testing.assert_array_equal(other.weights_, reference.weights_)
+        assert other.log_likelihood_history_ == reference.log_likelihood_history_
