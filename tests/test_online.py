@@ -5,10 +5,10 @@ import os
 import threading
 import warnings
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
-from dask.callbacks import Callback
 from sklearn.base import clone
 
 import daskgmm
@@ -495,7 +495,7 @@ def test_numpy_input_is_cut_to_the_batch_size_and_large_chunks_are_reported(rng,
     assert "larger than batch_size=1000" in caplog.text
 
 
-def test_nan_policy_omit_progress_and_scheduler_options(capsys):
+def test_nan_policy_omit_progress_and_scheduler_options(capsys, monkeypatch):
     """nan_policy='omit' leaves bad rows out (same fit as without them); progress draws."""
     rng = np.random.default_rng(5)
     X = np.concatenate([rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3)) + 6.0])
@@ -506,17 +506,27 @@ def test_nan_policy_omit_progress_and_scheduler_options(capsys):
     common = dict(batch_size=1000, max_passes=2, random_state=0, chunk_rows=500)
     with pytest.raises(ValueError, match="NaN or infinite values"):
         OnlineGaussianMixture(2, **common).fit(bad)
-    threads = set()
+    # every E-step task records its thread (a Callback's _pretask would not tell:
+    # it runs in the calling thread under every local scheduler)
+    import daskgmm.online as online_module
 
-    class Threads(Callback):
-        def _pretask(self, key, dask, state):
-            threads.add(threading.get_ident())
+    threads = []
+    real_chunk_stats = online_module.chunk_stats
 
-    with Threads():
+    def recording(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real_chunk_stats(*args, **kwargs)
+
+    monkeypatch.setattr(online_module, "chunk_stats", recording)
+    with dask.config.set(scheduler="threads"):
+        OnlineGaussianMixture(2, nan_policy="omit", **common).fit(bad)
+    assert threads and threading.get_ident() not in threads  # control: pool threads
+    threads.clear()
+    with dask.config.set(scheduler="threads"):  # scheduler="sync" wins over it
         omit = OnlineGaussianMixture(
             2, nan_policy="omit", progress=True, scheduler="sync", **common
         ).fit(bad)
-    assert threads == {threading.get_ident()}  # the sync scheduler: all in this thread
+    assert threads and set(threads) == {threading.get_ident()}
     err = capsys.readouterr().err
     assert f"online EM {omit.n_batches_seen_}/{omit.n_batches_seen_} [" in err
     assert "mini-batches seen" in err
