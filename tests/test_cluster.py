@@ -103,10 +103,11 @@ def scheduler_and_workers(tmp_path):
             "workers": workers,
         }
     finally:
-        for p in procs:
+        # Workers first: a worker told to stop while its scheduler closes can stall in
+        # its own close (distributed logs a CancelledError) until killed.
+        for p in [*workers, procs[0]]:
             if p.poll() is None:
                 p.terminate()
-        for p in procs:
             try:
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
@@ -143,6 +144,109 @@ def _fit_quietly(model, X):
 _task_prefixes = lambda dask_scheduler: list(dask_scheduler.task_prefixes)  # noqa: E731
 
 
+class _RowGate:
+    """Holds row-chunk tasks on the workers while a file exists, so that a test can act
+    while a computation is certainly in flight.
+
+    ``rows(X)`` wraps X in a blockwise identity that, while ``hold()`` is on, waits in
+    the task (up to ``limit`` seconds) and marks ``held-<pid>`` in ``directory``: the
+    worker process with that pid is inside a task of the running pass.  The files are
+    seen by the worker processes on this machine; the function is a closure, which
+    cloudpickle sends by value (the workers cannot import the tests).
+    """
+
+    def __init__(self, directory, blocks=None, delay=0.0, limit=120.0):
+        self.directory = str(directory)
+        self.hold_file = os.path.join(self.directory, "hold")
+        self.blocks = None if blocks is None else frozenset(blocks)
+        self.delay = delay
+        self.limit = limit
+
+    def rows(self, X: da.Array) -> da.Array:
+        directory, hold_file, blocks = self.directory, self.hold_file, self.blocks
+        delay, limit = self.delay, self.limit
+
+        def gate(block, block_id=None):
+            if delay:
+                time.sleep(delay)
+            if os.path.exists(hold_file) and (blocks is None or block_id[0] in blocks):
+                open(os.path.join(directory, f"held-{os.getpid()}"), "w").close()
+                deadline = time.monotonic() + limit
+                while os.path.exists(hold_file) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            return block
+
+        return X.map_blocks(gate, dtype=X.dtype)
+
+    def hold(self) -> None:
+        open(self.hold_file, "w").close()
+
+    def release(self) -> None:
+        try:
+            os.remove(self.hold_file)
+        except FileNotFoundError:
+            pass
+
+    def held_in(self, pid: int) -> bool:
+        return os.path.exists(os.path.join(self.directory, f"held-{pid}"))
+
+    def held_anywhere(self) -> bool:
+        return any(f.startswith("held-") for f in os.listdir(self.directory))
+
+
+class _PassCounter:
+    """Counts the fit's E-step passes (one per EM iteration) as they start and end, and
+    calls ``on_start`` in the fitting thread when pass ``at_pass`` starts, before it is
+    sent to the scheduler."""
+
+    def __init__(self, monkeypatch, at_pass: int, on_start):
+        import daskgmm.mixture
+
+        self.lock = threading.Lock()
+        self.started = self.finished = 0
+        original = daskgmm.mixture.iteration_statistics
+
+        def counting(*args, **kwargs):
+            with self.lock:
+                self.started += 1
+                number = self.started
+            if number == at_pass:
+                on_start()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.finished += 1
+
+        monkeypatch.setattr(daskgmm.mixture, "iteration_statistics", counting)
+
+
+def _wait_until(condition, what: str, thread: threading.Thread, timeout: float = 120) -> None:
+    """Wait for ``condition()`` while ``thread`` (the fit) runs; fail clearly otherwise."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if not thread.is_alive():
+            raise AssertionError(f"the fit ended before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def _background(action) -> tuple[threading.Thread, dict]:
+    """Run ``action()`` in a daemon thread; its result or exception land in the dict."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = action()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
 def test_fit_on_cluster_equals_threaded_fit(scheduler_and_workers, zarr_data):
     path, start = zarr_data
     X = da.from_zarr(path)
@@ -166,30 +270,35 @@ def test_fit_on_cluster_equals_threaded_fit(scheduler_and_workers, zarr_data):
     np.testing.assert_array_equal(labels, local.predict(X).compute())
 
 
-def test_fit_survives_a_killed_worker(scheduler_and_workers, zarr_data):
+def test_fit_survives_a_killed_worker(scheduler_and_workers, zarr_data, tmp_path, monkeypatch):
     path, start = zarr_data
-    X = da.from_zarr(path)
+    gate = _RowGate(tmp_path)
+    X = gate.rows(da.from_zarr(path))
+    victim = scheduler_and_workers["workers"][0]
     with Client(scheduler_and_workers["address"], timeout=30) as client:
         _wait_for_workers(client, 2)
         undisturbed = _fit_quietly(_model(start), X)
         assert undisturbed.n_iter_ == 15
 
-        result = {}
-
-        def fit():
-            result["model"] = _fit_quietly(_model(start), X)
-
-        thread = threading.Thread(target=fit)
-        thread.start()
-        time.sleep(1.0)  # a few iterations in
-        victim = scheduler_and_workers["workers"][0]
-        assert thread.is_alive(), "the fit finished before the worker could be killed"
-        os.kill(victim.pid, signal.SIGKILL)
+        # Iteration 3's pass holds its row tasks where they run; the victim is killed
+        # inside one of them, so the scheduler must recover its tasks mid-computation.
+        passes = _PassCounter(monkeypatch, at_pass=3, on_start=gate.hold)
+        thread, outcome = _background(lambda: _fit_quietly(_model(start), X))
+        try:
+            _wait_until(lambda: gate.held_in(victim.pid), "the victim to run a pass-3 task", thread)
+            with passes.lock:  # no pass can end meanwhile: its tasks are held
+                at_kill = (passes.finished, passes.started)
+                os.kill(victim.pid, signal.SIGKILL)
+        finally:
+            gate.release()
         thread.join(timeout=300)
-        assert not thread.is_alive()
+        assert not thread.is_alive(), "the fit did not finish after the worker was killed"
         assert victim.wait(timeout=10) == -signal.SIGKILL
         remaining = client.scheduler_info(n_workers=-1)["workers"]
-    disturbed = result["model"]
+    assert "error" not in outcome, outcome.get("error")
+    disturbed = outcome["result"]
+    done, started = at_kill
+    assert 1 <= done < 15 and started == done + 1  # killed mid-fit, inside a pass
     assert len(remaining) == 1
     assert disturbed.n_iter_ == undisturbed.n_iter_
     # The reduction tree merges chunks in a fixed order, whichever worker ran them.
@@ -199,10 +308,12 @@ def test_fit_survives_a_killed_worker(scheduler_and_workers, zarr_data):
 
 
 def test_connect_to_nothing_fails_fast_naming_the_address():
-    start = time.monotonic()
-    with pytest.raises(ClusterConnectionError, match=r"tcp://127\.0\.0\.1:9 within 2 s"):
-        connect("tcp://127.0.0.1:9", timeout=2)
-    assert time.monotonic() - start < 30
+    # In a thread only to turn a hang (the timeout not applied) into a clear failure.
+    thread, outcome = _background(lambda: connect("tcp://127.0.0.1:9", timeout=2))
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "connect(timeout=2) to a closed port hangs"
+    assert isinstance(outcome.get("error"), ClusterConnectionError), outcome
+    assert re.search(r"tcp://127\.0\.0\.1:9 within 2 s", str(outcome["error"]))
 
 
 def test_missing_scheduler_file_is_a_clear_error(tmp_path):
@@ -275,53 +386,67 @@ def _fit_quietly_with(model, X, **kwargs):
         return model.fit(X, **kwargs)
 
 
-def test_losing_the_scheduler_is_a_clear_error_not_a_hang(scheduler_and_workers, zarr_data):
+def test_losing_the_scheduler_is_a_clear_error_not_a_hang(
+    scheduler_and_workers, zarr_data, tmp_path, monkeypatch
+):
     from daskgmm.cluster import SchedulerConnectionError
 
     path, start = zarr_data
-    X = da.from_zarr(path)
+    gate = _RowGate(tmp_path)
+    X = gate.rows(da.from_zarr(path))
     address = scheduler_and_workers["address"]
-    outcome = {}
     with Client(address, timeout=30) as client:
         _wait_for_workers(client, 2)
-
-        def fit():
-            try:
-                _fit_quietly(_model(start, max_iter=500), X)
-            except Exception as exc:
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=fit)
-        thread.start()
-        time.sleep(1.0)
-        assert thread.is_alive()
-        scheduler = scheduler_and_workers["scheduler"]
-        os.kill(scheduler.pid, signal.SIGKILL)
+        passes = _PassCounter(monkeypatch, at_pass=3, on_start=gate.hold)
+        thread, outcome = _background(lambda: _fit_quietly(_model(start), X))
+        try:
+            _wait_until(gate.held_anywhere, "a worker to run a pass-3 task", thread)
+            with passes.lock:
+                at_kill = (passes.finished, passes.started)
+                os.kill(scheduler_and_workers["scheduler"].pid, signal.SIGKILL)
+        finally:
+            gate.release()
         thread.join(timeout=60)
         assert not thread.is_alive(), "the fit hangs after the scheduler died"
-    error = outcome["error"]
-    assert isinstance(error, SchedulerConnectionError)
+    done, started = at_kill
+    assert 1 <= done < 15 and started == done + 1  # killed while a pass was in flight
+    error = outcome.get("error")
+    assert isinstance(error, SchedulerConnectionError), outcome
     assert address in str(error) and "Check that the scheduler is running" in str(error)
 
 
-# A pass of 20 chunks on 2 workers takes at least 0.5 s; a lambda, sent by value.
-_slow_rows = lambda block: (time.sleep(0.05), block)[1]  # noqa: E731
-
-
-def test_progress_shows_the_share_of_a_pass_on_a_cluster(scheduler_and_workers, zarr_data):
+def test_progress_shows_the_share_of_a_pass_on_a_cluster(
+    scheduler_and_workers, zarr_data, tmp_path
+):
     from daskgmm.cluster import compute_with_progress
 
     path, start = zarr_data
-    X = da.from_zarr(path).map_blocks(_slow_rows, dtype=np.float64)
-    with Client(scheduler_and_workers["address"], set_as_default=False, timeout=30) as client:
-        _wait_for_workers(client, 2)
-        fractions = []
-        (total,) = compute_with_progress(client, [X.sum()], fractions.append)
-        model = GaussianMixture(K, tol=0.0, max_iter=2, progress=True, scheduler=client, **start)
-        stderr = _capture_stderr(lambda: _fit_quietly(model, X))
+    # The last chunk waits until a share strictly between 0 and 1 has been reported;
+    # every chunk takes 0.05 s, so that a fit's pass (>= 0.5 s) is drawn while it runs.
+    gate = _RowGate(tmp_path, blocks={N_ROWS // CHUNK - 1}, delay=0.05)
+    X = gate.rows(da.from_zarr(path))
+    fractions = []
+
+    def on_fraction(fraction):
+        fractions.append(fraction)
+        if 0.0 < fraction < 1.0:
+            gate.release()
+
+    gate.hold()
+    try:
+        with Client(scheduler_and_workers["address"], set_as_default=False, timeout=30) as client:
+            _wait_for_workers(client, 2)
+            (total,) = compute_with_progress(client, [X.sum()], on_fraction)
+            gate.release()
+            model = GaussianMixture(
+                K, tol=0.0, max_iter=2, progress=True, scheduler=client, **start
+            )
+            stderr = _capture_stderr(lambda: _fit_quietly(model, X))
+    finally:
+        gate.release()
     assert total == pytest.approx(float(da.from_zarr(path).sum().compute()))
     assert fractions and fractions == sorted(fractions) and 0.0 <= fractions[0] <= 1.0
-    assert fractions[-1] == 1.0 or len(fractions) > 1
+    assert any(0.0 < f < 1.0 for f in fractions), fractions
     shares = [int(p) for p in re.findall(r"pass\s+(\d+)%", stderr)]
     assert shares and all(0 <= s <= 100 for s in shares)  # drawn during the passes
 
@@ -336,6 +461,7 @@ def _capture_stderr(action) -> str:
     return buffer.getvalue()
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs for 2 BLAS threads")
 def test_worker_tasks_run_with_single_threaded_blas(tmp_path, zarr_data):
     """A worker without a nanny (nothing sets OPENBLAS_NUM_THREADS=1) gets BLAS limited."""
     from daskgmm.cluster import BLAS_PLUGIN_NAME
@@ -391,12 +517,28 @@ def test_worker_tasks_run_with_single_threaded_blas(tmp_path, zarr_data):
             p.wait(timeout=10)
         log.close()
     assert model.n_iter_ == 2
-    assert before == [2]  # what the E-step would have run with
+    # What the E-step would have run with: 2 threads as asked, or the BLAS's own
+    # choice if it ignores these variables; more than 1 either way.
+    assert before and max(before) > 1, before
     assert during_fit == [1]
-    assert after == [2]  # unregistering the plugin restores the workers' BLAS
+    assert after == before  # unregistering the plugin restores the workers' BLAS
+
+
+def _transparent_huge_pages() -> str | None:
+    """The kernel's THP mode ('always', 'madvise', 'never'), or None if it has none."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return re.search(r"\[(\w+)\]", f.read())[1]
+    except (OSError, TypeError):
+        return None
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc malloc settings")
+@pytest.mark.skipif(
+    _transparent_huge_pages() not in (None, "madvise", "never"),
+    reason="transparent huge pages are 'always': fresh heap memory faults in per 2 MB, "
+    "so page-fault counts no longer tell reused chunk buffers from fresh ones",
+)
 def test_local_cluster_workers_reuse_chunk_buffers(tmp_path, monkeypatch):
     """Workers of start_local_cluster read Zarr chunks without faulting in fresh pages."""
     from daskgmm.cluster import WORKER_MALLOC_ENV, close, start_local_cluster
@@ -432,8 +574,9 @@ def test_local_cluster_workers_reuse_chunk_buffers(tmp_path, monkeypatch):
     (reused, env), (trimmed, trim_env) = results[False], results[True]
     assert env == WORKER_MALLOC_ENV
     assert trim_env["MALLOC_TRIM_THRESHOLD_"] == "65536"
-    assert trimmed > n_pages  # every chunk buffer mapped and faulted in afresh
-    assert reused < n_pages / 2
+    # Trimmed, every chunk buffer is mapped and faulted in afresh (about n_pages
+    # faults); with the settings, buffers are reused: a small fraction of that.
+    assert reused < trimmed / 4, (reused, trimmed, n_pages)
 
 
 def test_leaving_the_with_block_closes_the_local_cluster():
