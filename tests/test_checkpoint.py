@@ -19,7 +19,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from dask.callbacks import Callback
+from _support import ComputeCounter, record_task_threads
 
 from daskgmm import GaussianMixture
 from daskgmm._checkpoint import CheckpointMismatchError
@@ -77,15 +77,6 @@ def _fit(model, X, **kw):
         return model.fit(X, **kw)
 
 
-class _Computes(Callback):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def _start(self, dsk):
-        self.count += 1
-
-
 def _state(checkpoint: Path) -> dict | None:
     """The checkpoint's state as a reader sees it, or None if none is readable yet.
 
@@ -141,7 +132,7 @@ def test_killed_driver_resumes_to_the_uninterrupted_result(store, tmp_path):
     assert killed_at is not None, sorted(p.name for p in tmp_path.iterdir())
     assert killed_at["init"] == 1 and 5 <= killed_at["run"]["n_iter"] < MAX_ITER
 
-    with _Computes() as computes:
+    with ComputeCounter() as computes:
         resumed = _fit(_model(), da.from_zarr(store), checkpoint=checkpoint)
     # The rest of the second initialisation, then the third (its sample gather + EM).
     assert computes.count == MAX_ITER - killed_at["run"]["n_iter"] + 1 + MAX_ITER
@@ -163,7 +154,7 @@ def test_finished_checkpoint_returns_the_result_without_computing(store, tmp_pat
     checkpoint = tmp_path / "ckpt"
     first = _fit(_model(), da.from_zarr(store), checkpoint=checkpoint)
     assert _state(checkpoint)["init"] == 3 and _state(checkpoint)["run"] is None
-    with _Computes() as computes:
+    with ComputeCounter() as computes:
         again = _fit(_model(), da.from_zarr(store), checkpoint=checkpoint)
     assert computes.count == 0
     np.testing.assert_array_equal(again.means_, first.means_)
@@ -204,7 +195,7 @@ def test_checkpoint_of_other_values_of_the_same_shape_is_refused(tmp_path, kind)
     checkpoint = tmp_path / "ckpt"
     first_input = as_input(X)
     first = _fit(GaussianMixture(2, max_iter=3, random_state=0), first_input, checkpoint=checkpoint)
-    with _Computes() as computes:  # the same data: the finished fit is returned
+    with ComputeCounter() as computes:  # the same data: the finished fit is returned
         same = _fit(
             GaussianMixture(2, max_iter=3, random_state=0), first_input, checkpoint=checkpoint
         )
@@ -259,7 +250,7 @@ def test_checkpoint_is_never_half_written(store, tmp_path, monkeypatch):
     # No temporary directory, nothing set aside.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "reference"]
 
-    with _Computes() as computes:
+    with ComputeCounter() as computes:
         resumed = _fit(model(), X, checkpoint=checkpoint)
     assert computes.count == 6 - 2  # iterations 3..6 only; no initialisation
     assert resumed.n_iter_ == reference.n_iter_ == 6
@@ -287,28 +278,15 @@ def test_first_checkpoint_write_that_dies_leaves_nothing(store, tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
-def _record_task_threads(monkeypatch) -> list[int]:
-    """Make every E-step chunk task record the ident of the thread it runs in."""
-    from daskgmm import mixture
-
-    threads = []
-    real_chunk_stats = mixture.chunk_stats
-
-    def recording(*args, **kwargs):
-        threads.append(threading.get_ident())
-        return real_chunk_stats(*args, **kwargs)
-
-    monkeypatch.setattr(mixture, "chunk_stats", recording)
-    return threads
-
-
 def test_verbose_progress_and_scheduler_options(store, capsys, monkeypatch):
     X = da.from_zarr(store)
     n_chunks = N_ROWS // CHUNK
     main_thread = threading.get_ident()
     # A dask Callback's _pretask runs in the calling thread under every local
     # scheduler, so the thread is recorded inside the tasks themselves.
-    threads = _record_task_threads(monkeypatch)
+    from daskgmm import mixture
+
+    threads = record_task_threads(monkeypatch, mixture)
     # Control: under the threaded scheduler the chunk tasks run in pool threads.
     with dask.config.set(scheduler="threads"):
         _fit(GaussianMixture(K, tol=0.0, max_iter=1, random_state=7), X)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from dask.callbacks import Callback
+from _support import ComputeCounter
 
 import daskgmm
 from daskgmm import GaussianMixture
@@ -454,17 +454,6 @@ class _Killed(BaseException):
     """Stands for the process dying: not an Exception, so ``main()`` does not catch it."""
 
 
-class _Computes(Callback):
-    """Counts the dask computations run inside the block."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def _start(self, dsk):
-        self.count += 1
-
-
 def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_path, monkeypatch):
     """In-process: a run killed mid-fit resumes from its checkpoint to the uninterrupted
     model, computing only the mini-batches left; a finished checkpoint returns the same
@@ -493,7 +482,7 @@ def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_
             "--quiet",
         ]
 
-    with _Computes() as full:
+    with ComputeCounter() as full:
         assert main(args(tmp_path / "ck-ref", tmp_path / "ref")) == 0
     reference = daskgmm.load(tmp_path / "ref")
     assert type(reference).__name__ == "OnlineGaussianMixture"
@@ -511,7 +500,7 @@ def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_
         saves.append(meta["done"])
 
     monkeypatch.setattr(_checkpoint, "save", dies_on_fourth)
-    with _Computes() as killed, pytest.raises(_Killed):
+    with ComputeCounter() as killed, pytest.raises(_Killed):
         main(args(checkpoint, tmp_path / "a"))
     monkeypatch.setattr(_checkpoint, "save", real_save)
     assert saves == [1, 2, 3] and not (tmp_path / "a").exists()
@@ -520,7 +509,7 @@ def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_
 
     # The resumed run computes only what the killed one had not saved: from the 4th
     # mini-batch on (a run ignoring --checkpoint would compute as much as the full one).
-    with _Computes() as resumed:
+    with ComputeCounter() as resumed:
         assert main(args(checkpoint, tmp_path / "a")) == 0
     assert resumed.count == full.count - killed.count + 1
     assert resumed.count < full.count
@@ -528,7 +517,7 @@ def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_
     assert (state["pass"], state["done"], state["n_batches_seen"]) == (1, 6, 6)
 
     # A finished checkpoint: the same model, no computation at all.
-    with _Computes() as again:
+    with ComputeCounter() as again:
         assert main(args(checkpoint, tmp_path / "b")) == 0
     assert again.count == 0
 

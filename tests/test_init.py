@@ -7,7 +7,7 @@ import threading
 import dask.array as da
 import numpy as np
 import pytest
-from dask.callbacks import Callback
+from _support import ComputeCounter
 from scipy.optimize import linear_sum_assignment
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
@@ -45,15 +45,6 @@ def counted_dask_array(X, chunk_rows):
     dX = da.from_array(counting, chunks=(chunk_rows, -1), asarray=True, lock=False)
     counting.n_reads = counting.rows_read = 0
     return counting, dX
-
-
-class ComputeCounter(Callback):
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-
-    def _start(self, dsk):
-        self.n += 1
 
 
 CENTRES = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
@@ -124,7 +115,7 @@ def test_sample_initialisers_use_bounded_sample(init_params, gather_spy, monkeyp
     assert reads_at_init[0] <= n_chunks
     # then one pass per EM iteration, one compute each
     assert counting.n_reads - reads_at_init[0] == n_chunks * gm.n_iter_
-    assert computes.n == gm.n_iter_ + 1
+    assert computes.count == gm.n_iter_ + 1
 
     assert gm.converged_
     assert matched_error(gm.means_, CENTRES) < 0.1
@@ -226,7 +217,7 @@ def test_complete_user_inits_read_nothing_and_drive_first_estep(
             gm.fit(dX)
         assert gather_spy == []
         assert counting.n_reads == n_chunks  # only the first E-step's pass
-        assert computes.n == 1
+        assert computes.count == 1
 
         sk = SkGaussianMixture(
             3, covariance_type=covariance_type, max_iter=1, random_state=0, **inits

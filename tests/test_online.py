@@ -9,6 +9,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from _support import record_task_threads
 from sklearn.base import clone
 
 import daskgmm
@@ -510,14 +511,7 @@ def test_nan_policy_omit_progress_and_scheduler_options(capsys, monkeypatch):
     # it runs in the calling thread under every local scheduler)
     import daskgmm.online as online_module
 
-    threads = []
-    real_chunk_stats = online_module.chunk_stats
-
-    def recording(*args, **kwargs):
-        threads.append(threading.get_ident())
-        return real_chunk_stats(*args, **kwargs)
-
-    monkeypatch.setattr(online_module, "chunk_stats", recording)
+    threads = record_task_threads(monkeypatch, online_module)
     with dask.config.set(scheduler="threads"):
         OnlineGaussianMixture(2, nan_policy="omit", **common).fit(bad)
     assert threads and threading.get_ident() not in threads  # control: pool threads
