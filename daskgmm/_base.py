@@ -78,6 +78,20 @@ _N_COVARIANCE_PARAMETERS = {
 class BaseGaussianMixture(DensityMixin, BaseEstimator):
     """Fitted-model behaviour shared by the batch and online estimators."""
 
+    def __sklearn_clone__(self):
+        """An unfitted copy with the same parameters (``sklearn.base.clone``).
+
+        As scikit-learn's clone, except that a ``distributed.Client`` given as
+        ``scheduler`` is shared, not deep-copied (a client cannot be copied): the
+        copies compute on the same cluster, e.g. in ``GridSearchCV``.
+        """
+        from sklearn.base import clone
+
+        params = self.get_params(deep=False)
+        scheduler = params.pop("scheduler", None)
+        copied = {name: clone(value, safe=False) for name, value in params.items()}
+        return type(self)(**copied, scheduler=scheduler)
+
     # ------------------------------------------------------------------ state
     def _set_parameters(self, weights, means, covariances, precisions_cholesky) -> None:
         """Store fitted parameters as float64 numpy arrays and derive precisions_."""

@@ -617,3 +617,38 @@ def test_loopback_dashboard_refuses_websockets_from_other_origins(caplog):
         assert _websocket_status(ws, f"http://127.0.0.1:{port}") != 403
         assert _websocket_status(ws, f"http://localhost:{port}") != 403
     assert "wildcard" not in caplog.text  # bokeh's warning about any origin
+
+
+def test_clone_shares_the_client_so_grid_search_runs_on_the_cluster():
+    from distributed import get_task_stream
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    from daskgmm.cluster import start_local_cluster
+
+    rng = np.random.default_rng(3)
+    X = rng.permutation(np.concatenate([rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 5]))
+    means = np.array([[0.5, 0.5], [4.5, 4.5]])
+    with start_local_cluster(1, 1, processes=False) as client:
+        model = GaussianMixture(2, means_init=means, random_state=0, scheduler=client)
+        copy = clone(model)
+        assert copy.scheduler is client  # shared: a client cannot be deep-copied
+        assert copy.means_init is not means  # everything else is copied, as scikit-learn does
+        np.testing.assert_array_equal(copy.means_init, means)
+        assert {k: v for k, v in copy.get_params().items() if k != "means_init"} == {
+            k: v for k, v in model.get_params().items() if k != "means_init"
+        }
+        search = GridSearchCV(
+            GaussianMixture(random_state=0, scheduler=client), {"n_components": [1, 2]}, cv=2
+        )
+        with get_task_stream(client) as stream:
+            search.fit(X)
+    # 2 candidates x 2 folds + the refit, every one computed on the cluster
+    prefixes = [
+        task["key"][0] if isinstance(task["key"], tuple) else task["key"] for task in stream.data
+    ]
+    assert sum(str(p).startswith("daskgmm_estep") for p in prefixes) >= 5
+    assert search.best_params_ == {"n_components": 2}
+    assert search.best_estimator_.scheduler is client
+    reference = GaussianMixture(2, random_state=0).fit(X)
+    np.testing.assert_allclose(search.best_estimator_.means_, reference.means_, rtol=1e-10)
