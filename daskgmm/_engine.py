@@ -79,10 +79,21 @@ class RowChunks:
         return len(self.blocks)
 
 
+#: ``chunk_rows='auto'`` cuts an in-memory array into this many chunks ...
+AUTO_CHUNKS = 16
+#: ... of at least this many rows (fewer chunks for small arrays) and at most
+#: ``MAX_CHUNK_BYTES`` each (more chunks for large ones).
+MIN_AUTO_CHUNK_ROWS = 10_000
+
+
 def auto_chunk_rows(n_samples: int, n_features: int, itemsize: int) -> int:
-    """Rows per chunk for an in-memory array: several chunks per core, <= 64 MiB."""
-    per_core = max(1, 4 * (os.cpu_count() or 1))
-    rows = math.ceil(n_samples / per_core)
+    """Rows per chunk for an in-memory array: up to 16 chunks of >= 10,000 rows, <= 64 MiB.
+
+    It depends on the array alone, not on the machine's core count: the chunks
+    decide the order of the merges (and the 'random' start, drawn per chunk), so
+    the same data give the same fit on every machine.
+    """
+    rows = max(math.ceil(n_samples / AUTO_CHUNKS), MIN_AUTO_CHUNK_ROWS)
     cap = max(1, MAX_CHUNK_BYTES // max(1, n_features * itemsize))
     return int(max(1, min(rows, cap)))
 

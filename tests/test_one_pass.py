@@ -7,6 +7,7 @@ read); dask callbacks count computes and record every task's key and result.
 from __future__ import annotations
 
 import collections
+import os
 
 import dask.array as da
 import numpy as np
@@ -300,3 +301,20 @@ def test_nan_row_reported_from_the_first_pass_random_init():
     with pytest.raises(ValueError, match=r"row chunks 3 \(1 rows\)"):
         gm.fit(dX)
     assert len(counting.row_reads()) <= n_chunks
+
+
+@pytest.mark.parametrize("cores", [1, 3, 64])
+def test_numpy_input_gives_the_same_fit_on_every_machine(monkeypatch, cores):
+    # chunk_rows='auto' follows the data, not the core count: the chunks fix the
+    # merge order and the 'random' start (drawn chunk by chunk)
+    rng = np.random.default_rng(9)
+    X = np.concatenate([rng.normal(size=(40_000, 3)), rng.normal(size=(40_000, 3)) + 4])
+    common = {"init_params": "random", "random_state": 0, "max_iter": 5, "tol": 0.0}
+    here = GaussianMixture(2, **common).fit(X)
+    assert prepare_rows(X).n_chunks == 8  # 80,000 rows: chunks of 10,000
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert prepare_rows(X).n_chunks == 8
+    there = GaussianMixture(2, **common).fit(X)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_array_equal(getattr(there, name), getattr(here, name))
+    assert there.lower_bounds_ == here.lower_bounds_
