@@ -131,11 +131,11 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         names with ``feature_names_in_`` as scikit-learn does."""
         check_is_fitted(self)
         view = None
-        if names and not is_external(X):
-            check_feature_names(self, X)
         if is_external(X):
             view = open_external(X)
             X = view.data
+        elif names:
+            check_feature_names(self, X)
         if isinstance(X, da.Array):
             check_data_shape(X.shape, X.dtype)
             check_feature_count(X.shape[1], self.n_features_in_)

@@ -54,23 +54,13 @@ def fingerprint(params: dict, data: dict) -> dict:
 UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
 
 
-def _source_fingerprint(source) -> dict:
-    """What identifies the values of a fit's input (see :func:`data_fingerprint`)."""
-    from .fingerprint import training_data_fingerprint
+def fit_fingerprint(estimator, rows, training_data: dict) -> dict:
+    """The fingerprint of fitting ``estimator`` to ``rows`` (an ``_engine.RowChunks``).
 
-    described = training_data_fingerprint(source)
-    described.pop("recorded", None)
-    return described
-
-
-def fit_fingerprint(estimator, rows, source) -> dict:
-    """The fingerprint of fitting ``estimator`` to ``rows`` (an ``_engine.RowChunks``)
-    made from ``source`` (what ``fit`` was given).
-
-    Besides the parameters and the rows' layout it holds the source's
-    :func:`daskgmm.fingerprint.data_fingerprint`: the SHA-256 of a numpy array (up
-    to 256 MiB), a local store's file count, bytes and newest modification time, a
-    dask array's graph name.
+    Besides the parameters and the rows' layout it holds ``training_data``, the
+    input's :func:`daskgmm.fingerprint.training_data_fingerprint` (the SHA-256 of
+    a numpy array up to 256 MiB, a local store's file count, bytes and newest
+    modification time, a dask array's graph name), less the time it was taken.
     """
     params = {
         name: ("RandomState" if isinstance(v, np.random.RandomState) else v)
@@ -83,7 +73,8 @@ def fit_fingerprint(estimator, rows, source) -> dict:
         "row_chunks": rows.array.chunks[0],
         "weighted": rows.weights is not None,
     }
-    return {**fingerprint(params, data), "source": _jsonable(_source_fingerprint(source))}
+    source = {k: v for k, v in training_data.items() if k != "recorded"}
+    return {**fingerprint(params, data), "source": _jsonable(source)}
 
 
 def random_state_parts(random_state: np.random.RandomState) -> tuple[list, np.ndarray]:
@@ -157,7 +148,7 @@ def load(path: str | os.PathLike, expected_fingerprint: dict):
     for part in expected:
         if meta.get("fingerprint", {}).get(part) != expected[part]:
             raise CheckpointMismatchError(
-                f"Checkpoint {str(path)!r} was made with other {what.get(part, part)}; use "
+                f"Checkpoint {str(path)!r} was made with other {what[part]}; use "
                 "another checkpoint path or delete it to start afresh."
             )
     return meta, arrays

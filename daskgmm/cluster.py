@@ -174,8 +174,8 @@ def start_local_cluster(
     from distributed import Client, LocalCluster
 
     env = {} if trim_worker_memory or not processes else WORKER_MALLOC_ENV
-    dashboard_address, origins = _loopback_dashboard(dashboard_address)
-    with _worker_environ(env), _websocket_origins(origins):
+    dashboard_address, loopback_port = _loopback_dashboard(dashboard_address)
+    with _worker_environ(env), _websocket_origins(loopback_port):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,
@@ -187,21 +187,21 @@ def start_local_cluster(
             processes=processes,
         )
     client = Client(cluster)
-    if origins and cluster.scheduler.http_server.port != int(origins[0].rsplit(":", 1)[1]):
+    port = cluster.scheduler.http_server.port
+    if loopback_port is not None and port != loopback_port:
         logger.warning(
-            "the dashboard took port %d instead of %s; browsers will be refused its "
+            "the dashboard took port %d instead of %d; browsers will be refused its "
             "live plots (websocket origin); pass dashboard_address='127.0.0.1:0'",
-            cluster.scheduler.http_server.port,
-            origins[0],
+            port,
+            loopback_port,
         )
     # The client owns the cluster as if it had started it itself: closing the client
     # (or leaving its ``with`` block) closes the cluster too.
     client._start_arg = None
     client._daskgmm_owns_cluster = cluster
-    if origins:
+    if loopback_port is not None:
         # distributed's link names the scheduler's host, which for workers in this
         # process (an inproc:// scheduler) is the machine's address, not loopback
-        port = cluster.scheduler.http_server.port
         client._daskgmm_dashboard = f"http://{dashboard_address.rpartition(':')[0]}:{port}/status"
     logger.info(
         "started a LocalCluster: %d workers x %d threads; dashboard %s",
@@ -215,8 +215,9 @@ def start_local_cluster(
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 
 
-def _loopback_dashboard(address: str) -> tuple[str, list[str]]:
-    """A loopback dashboard's address with its port fixed, and its allowed origins.
+def _loopback_dashboard(address: str) -> tuple[str, int | None]:
+    """A loopback dashboard's address with its port fixed, and that port (None
+    for other addresses).
 
     distributed lets the dashboard's live plots (bokeh websockets) be opened from
     pages of any origin, so any web page in the user's browser could open them;
@@ -227,25 +228,28 @@ def _loopback_dashboard(address: str) -> tuple[str, list[str]]:
     """
     host, _, port = address.rpartition(":")
     if host not in _LOOPBACK_HOSTS or not port.isdigit():
-        return address, []
-    if int(port) == 0:
+        return address, None
+    port = int(port)
+    if port == 0:
         import socket
 
         with socket.socket() as probe:
             probe.bind((host, 0))
-            port = str(probe.getsockname()[1])
-    return f"{host}:{port}", [f"{name}:{port}" for name in _LOOPBACK_HOSTS]
+            port = probe.getsockname()[1]
+    return f"{host}:{port}", port
 
 
 @contextmanager
-def _websocket_origins(origins: list[str]):
-    """distributed's dashboard allowlist of websocket origins, for the block."""
-    if not origins:
+def _websocket_origins(loopback_port: int | None):
+    """distributed's dashboard allowlist of websocket origins, for the block: the
+    loopback dashboard's own origins (distributed's setting when None)."""
+    if loopback_port is None:
         yield
         return
     import dask
 
     key = "distributed.scheduler.dashboard.bokeh-application.allow_websocket_origin"
+    origins = [f"{name}:{loopback_port}" for name in _LOOPBACK_HOSTS]
     with dask.config.set({key: origins}):
         yield
 

@@ -124,12 +124,12 @@ class _CheckpointSaver:
     (drawn from only between initialisations), so a resumed fit replays exactly.
     """
 
-    def __init__(self, estimator, rows: RowChunks, path, random_state, source):
+    def __init__(self, estimator, rows: RowChunks, path, random_state, training_data):
         self.path = path
         self.random_state = random_state
         if path is None:
             return
-        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows, source)
+        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows, training_data)
 
     @staticmethod
     def _pack(prefix: str, run: _Run | None, meta: dict, arrays: dict) -> None:
@@ -356,9 +356,9 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             using_scheduler(self.scheduler),
             _performance_report(performance_report, self.scheduler),
         ):
-            self._fit(X, sample_weight, checkpoint)
+            training_data = self._fit(X, sample_weight, checkpoint)
         self._record_feature_names(names)
-        self.training_data_ = training_data_fingerprint(X)
+        self.training_data_ = training_data
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -372,9 +372,12 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         self.fit(X, sample_weight=sample_weight)
         return self.predict(X)
 
-    def _fit(self, X, sample_weight, checkpoint=None) -> None:
+    def _fit(self, X, sample_weight, checkpoint=None) -> dict:
+        """Fit; returns the training data's fingerprint (taken once, for the
+        checkpoint and for ``training_data_``)."""
         validate_parameters(self.get_params())
         rows = prepare_rows(X, sample_weight, self.chunk_rows, self.n_components)
+        training_data = training_data_fingerprint(X)
         guess = InitialGuess.from_estimator(self, rows.n_features)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
@@ -389,7 +392,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             rows.n_features,
             rows.n_chunks,
         )
-        saver = _CheckpointSaver(self, rows, checkpoint, random_state, X)
+        saver = _CheckpointSaver(self, rows, checkpoint, random_state, training_data)
         best, first_init, resumed = saver.restore()
         bar = FitProgress(n_init * self.max_iter, label="EM") if self.progress else None
         with ChunkProgress(bar) if bar else nullcontext():
@@ -429,6 +432,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         self.n_iter_ = best.n_iter
         self.lower_bound_ = best.lower_bound
         self.lower_bounds_ = best.lower_bounds
+        return training_data
 
     def _run_em(self, rows: RowChunks, run: _Run, after_iteration=None, bar=None) -> None:
         """EM iterations from ``run.params`` until convergence or ``max_iter``.

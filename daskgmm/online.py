@@ -172,13 +172,13 @@ class _OnlineCheckpoint:
     left; ``max_passes + 2`` means the fit is complete.
     """
 
-    def __init__(self, estimator, rows: RowChunks, path, random_state, source):
+    def __init__(self, estimator, rows: RowChunks, path, random_state, training_data):
         self.estimator = estimator
         self.path = path
         self.random_state = random_state
         if path is None:
             return
-        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows, source)
+        self.fingerprint = _checkpoint.fit_fingerprint(estimator, rows, training_data)
 
     def save(self, n_pass: int, order, done: int) -> None:
         """Record that ``done`` mini-batches of pass ``n_pass`` (in ``order``) are done."""
@@ -458,17 +458,21 @@ init_sample_size, chunk_rows, split_every
         """
         names = feature_names_of(X)
         with _performance_report(performance_report, self.scheduler):
-            self._fit(X, sample_weight, checkpoint)
+            training_data = self._fit(X, sample_weight, checkpoint)
         self._record_feature_names(names)
+        self.training_data_ = training_data
         return self
 
-    def _fit(self, X, sample_weight, checkpoint):
+    def _fit(self, X, sample_weight, checkpoint) -> dict:
+        """Fit; returns the training data's fingerprint (taken once, for the
+        checkpoint and for ``training_data_``)."""
         self._validate()
         rows = self._rows(X, sample_weight, self.n_components)
+        training_data = training_data_fingerprint(X)
         random_state = check_random_state(self.random_state)
         chunk_rows = rows.array.chunks[0]
         n_batches = len(mini_batches(np.arange(rows.n_chunks), chunk_rows, self.batch_size))
-        saver = _OnlineCheckpoint(self, rows, checkpoint, random_state, X)
+        saver = _OnlineCheckpoint(self, rows, checkpoint, random_state, training_data)
         with self._computing(n_batches * self.max_passes):
             place = saver.restore()
             if place is None:
@@ -493,8 +497,7 @@ init_sample_size, chunk_rows, split_every
                 self._batch_em_pass(rows)
                 saver.save(self.max_passes + 2, None, 0)
         self.n_passes_ = self.max_passes + int(self.final_batch_pass)
-        self.training_data_ = training_data_fingerprint(X)
-        return self
+        return training_data
 
     def _batch_em_pass(self, rows: RowChunks) -> None:
         """One exact batch EM iteration over all rows; its statistics become the state."""
