@@ -80,7 +80,6 @@ def store_layout(source) -> dict[str, tuple]:
     }
 
 
-
 @dataclass
 class RowView:
     """N-D data seen as rows of feature values, with what it takes to go back.
