@@ -142,7 +142,7 @@ def main(argv=None) -> int:
                 f"{worker_memory / 2**30:.2f} GiB in all; data / worker memory = "
                 f"{data_bytes / worker_memory:.2f}"
             )
-            client.run(importlib.import_module, "daskgmm.mixture")  # imports are not timed
+            client.run(importlib.import_module, "daskgmm.estimators")  # imports are not timed
         else:
             stack.enter_context(dask.config.set(scheduler="threads"))
             worker_memory = psutil.virtual_memory().total

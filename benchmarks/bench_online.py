@@ -42,7 +42,7 @@ import numpy as np
 
 from daskgmm import GaussianMixture, OnlineGaussianMixture
 from daskgmm.datasets import _draw_chunk, make_mixture
-from daskgmm.online import mini_batches
+from daskgmm.estimators.stepwise import mini_batches
 
 THRESHOLD = 0.01
 

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._version import __version__
+
 __all__ = ["GaussianMixture", "OnlineGaussianMixture", "__version__", "load"]
-__version__ = "0.1.0"
 
 # The estimators pull in scikit-learn and dask (~1-2 s); they load on first use, so
 # that ``daskgmm --help`` and argument errors answer at once.
 _LAZY = {
-    "GaussianMixture": "mixture",
-    "OnlineGaussianMixture": "online",
-    "load": "model_store",
+    "GaussianMixture": "estimators",
+    "OnlineGaussianMixture": "estimators",
+    "load": "estimators",
 }
 
 if TYPE_CHECKING:
-    from .mixture import GaussianMixture
-    from .model_store import load
-    from .online import OnlineGaussianMixture
+    from .estimators import GaussianMixture, OnlineGaussianMixture, load
 
 
 def __getattr__(name: str):

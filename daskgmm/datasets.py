@@ -182,7 +182,7 @@ def write_table(
     """
     import zarr
 
-    from ._engine import compute
+    from .engine.compute import compute
 
     X, truth = make_mixture(
         n_samples,
@@ -290,7 +290,7 @@ def write_cube(
     import pandas as pd
     import xarray as xr
 
-    from ._engine import compute
+    from .engine.compute import compute
 
     truth = random_mixture(n_features, n_components, separation, seed)
     t, y, x = (int(n) for n in cube_shape)

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import PlottingUnavailable
+
 logger = logging.getLogger(__name__)
 
 #: File name endings the plots can be written as.
@@ -23,10 +25,6 @@ FORMATS = (".png", ".svg", ".pdf")
 #: Mahalanobis radii of the ellipses drawn around every component.
 SIGMAS = (1, 2, 3)
 INSTALL_HINT = "pip install 'daskgmm[plot]'"
-
-
-class PlottingUnavailable(ImportError):
-    """matplotlib is not installed."""
 
 
 def available() -> bool:

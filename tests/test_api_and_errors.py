@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from daskgmm import GaussianMixture
-from daskgmm._validation import NotFittedError
+from daskgmm.errors import NotFittedError
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 N, D, K = 200, 3, 2
@@ -545,7 +545,7 @@ def test_sklearn_raises_for_collapsed_spherical_component():
 @pytest.mark.parametrize("chunk_rows", [100, 30, 7])
 def test_collapsed_spherical_component_raises_like_sklearn(chunk_rows):
     # The collapsed component is far from the chunks' centres: its variance is
-    # recomputed about its own mean (_stats.CANCELLATION_LIMIT), exactly 0.
+    # recomputed about its own mean (kernels.moments.CANCELLATION_LIMIT), exactly 0.
     kwargs = {"covariance_type": "spherical", "reg_covar": 0.0, "random_state": 0}
     est = GaussianMixture(K, chunk_rows=chunk_rows, **kwargs)
     with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*Increase reg_covar"):

@@ -22,9 +22,9 @@ import pytest
 from _support import ComputeCounter, record_task_threads
 
 from daskgmm import GaussianMixture
-from daskgmm._checkpoint import CheckpointMismatchError
-from daskgmm._files import readable_directory
 from daskgmm.datasets import make_mixture
+from daskgmm.errors import CheckpointMismatchError
+from daskgmm.store.files import readable_directory
 
 ROOT = Path(__file__).resolve().parents[1]
 N_ROWS, N_FEATURES, K, CHUNK = 40_000, 5, 4, 4_000
@@ -212,7 +212,7 @@ class _Killed(BaseException):
 def test_checkpoint_is_never_half_written(store, tmp_path, monkeypatch):
     """A writer that dies inside np.savez while REWRITING a checkpoint leaves the
     previous iteration's checkpoint whole, and the fit resumes from it exactly."""
-    from daskgmm import _checkpoint
+    from daskgmm.store import checkpoint as _checkpoint
 
     X = da.from_zarr(store)
 
@@ -263,7 +263,7 @@ def test_checkpoint_is_never_half_written(store, tmp_path, monkeypatch):
 def test_first_checkpoint_write_that_dies_leaves_nothing(store, tmp_path, monkeypatch):
     """With no previous checkpoint, a writer dying inside np.savez leaves no directory
     (a later fit starts afresh) and no temporary leftovers."""
-    from daskgmm import _checkpoint
+    from daskgmm.store import checkpoint as _checkpoint
 
     def dies(*args, **kwargs):
         raise _Killed("killed while writing")
@@ -284,9 +284,9 @@ def test_verbose_progress_and_scheduler_options(store, capsys, monkeypatch):
     main_thread = threading.get_ident()
     # A dask Callback's _pretask runs in the calling thread under every local
     # scheduler, so the thread is recorded inside the tasks themselves.
-    from daskgmm import mixture
+    from daskgmm.engine import passes
 
-    threads = record_task_threads(monkeypatch, mixture)
+    threads = record_task_threads(monkeypatch, passes)
     # Control: under the threaded scheduler the chunk tasks run in pool threads.
     with dask.config.set(scheduler="threads"):
         _fit(GaussianMixture(K, tol=0.0, max_iter=1, random_state=7), X)
@@ -306,7 +306,7 @@ def test_verbose_progress_and_scheduler_options(store, capsys, monkeypatch):
 
 
 def test_directory_writer_killed_between_renames_keeps_the_previous_version(tmp_path, monkeypatch):
-    from daskgmm import _files
+    from daskgmm.store import files as _files
 
     target = tmp_path / "model"
     _files.write_directory(target, lambda d: (d / "v").write_text("1"))

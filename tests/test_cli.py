@@ -21,7 +21,7 @@ from _support import ComputeCounter
 import daskgmm
 from daskgmm import GaussianMixture
 from daskgmm.cli import main
-from daskgmm.cli._common import k_values
+from daskgmm.cli.options import k_values
 from daskgmm.datasets import MixtureTruth, write_table
 from daskgmm.io import open_rows
 from daskgmm.plotting import available
@@ -458,7 +458,7 @@ def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_
     """In-process: a run killed mid-fit resumes from its checkpoint to the uninterrupted
     model, computing only the mini-batches left; a finished checkpoint returns the same
     model without computing."""
-    from daskgmm import _checkpoint
+    from daskgmm.store import checkpoint as _checkpoint
 
     monkeypatch.chdir(work)
 
@@ -490,19 +490,19 @@ def test_online_fit_with_checkpoint_resumes_to_the_same_model(work, fitted, tmp_
 
     # The first run dies as it is about to checkpoint its 4th mini-batch.
     checkpoint = tmp_path / "ck"
-    real_save = _checkpoint.save
+    real_save = _checkpoint.Checkpoint.save
     saves = []
 
-    def dies_on_fourth(path, meta, arrays):
+    def dies_on_fourth(self, state, arrays):
         if len(saves) == 3:
             raise _Killed("killed after the 4th mini-batch")
-        real_save(path, meta, arrays)
-        saves.append(meta["done"])
+        real_save(self, state, arrays)
+        saves.append(state["done"])
 
-    monkeypatch.setattr(_checkpoint, "save", dies_on_fourth)
+    monkeypatch.setattr(_checkpoint.Checkpoint, "save", dies_on_fourth)
     with ComputeCounter() as killed, pytest.raises(_Killed):
         main(args(checkpoint, tmp_path / "a"))
-    monkeypatch.setattr(_checkpoint, "save", real_save)
+    monkeypatch.setattr(_checkpoint.Checkpoint, "save", real_save)
     assert saves == [1, 2, 3] and not (tmp_path / "a").exists()
     state = json.loads((checkpoint / "state.json").read_text())
     assert (state["pass"], state["done"], state["n_batches_seen"]) == (1, 3, 3)

@@ -200,11 +200,11 @@ class _PassCounter:
     sent to the scheduler."""
 
     def __init__(self, monkeypatch, at_pass: int, on_start):
-        import daskgmm.mixture
+        import daskgmm.estimators.em
 
         self.lock = threading.Lock()
         self.started = self.finished = 0
-        original = daskgmm.mixture.iteration_statistics
+        original = daskgmm.estimators.em.run_pass
 
         def counting(*args, **kwargs):
             with self.lock:
@@ -218,7 +218,7 @@ class _PassCounter:
                 with self.lock:
                     self.finished += 1
 
-        monkeypatch.setattr(daskgmm.mixture, "iteration_statistics", counting)
+        monkeypatch.setattr(daskgmm.estimators.em, "run_pass", counting)
 
 
 def _wait_until(condition, what: str, thread: threading.Thread, timeout: float = 120) -> None:
@@ -469,7 +469,7 @@ def test_worker_tasks_run_with_single_threaded_blas(tmp_path, zarr_data):
     def _blas_threads() -> list:  # nested: sent by value to the worker
         from threadpoolctl import threadpool_info
 
-        import daskgmm._stats  # noqa: F401  (loads the BLAS the E-step uses)
+        import daskgmm.kernels.estep  # noqa: F401  (loads the BLAS the E-step uses)
 
         return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
 

@@ -11,7 +11,7 @@ from _support import ComputeCounter
 from scipy.optimize import linear_sum_assignment
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-import daskgmm._init as init_module
+import daskgmm.engine.init as init_module
 from daskgmm import GaussianMixture
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -18,9 +18,9 @@ import pytest
 import daskgmm
 from daskgmm import GaussianMixture, OnlineGaussianMixture
 from daskgmm.datasets import write_table
-from daskgmm.fingerprint import data_fingerprint, training_data_fingerprint
-from daskgmm.io import open_rows
-from daskgmm.model_store import ModelFileError, metadata_checksum, read_metadata
+from daskgmm.errors import ModelFileError
+from daskgmm.io import data_fingerprint, open_rows, training_data_fingerprint
+from daskgmm.store import metadata_checksum, read_metadata
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@
   reduction trees with any fan-in and chunking, give the same statistics, which
   also equal those of the whole array in one chunk, and whose M-step equals
   scikit-learn's.
-* The numpy layer (_kernels, _stats, _validation) does not import dask.
+* The numpy layer (daskgmm.kernels) does not import dask.
 """
 
 from __future__ import annotations
@@ -32,16 +32,15 @@ from sklearn.mixture._gaussian_mixture import (
 )
 
 from daskgmm import GaussianMixture
-from daskgmm._engine import compute, prepare_rows, reduce_chunks
-from daskgmm._kernels import LogDensity, precision_cholesky
-from daskgmm._stats import (
-    EStep,
-    SufficientStats,
-    chunk_stats,
-    m_step,
-    merge_all,
-    stats_from_responsibilities,
-)
+from daskgmm.engine.compute import compute
+from daskgmm.engine.passes import pass_graph
+from daskgmm.engine.rows import prepare_rows
+from daskgmm.kernels.covariance import precision_cholesky
+from daskgmm.kernels.density import LogDensity
+from daskgmm.kernels.estep import chunk_stats, stats_from_responsibilities
+from daskgmm.kernels.mstep import m_step
+from daskgmm.kernels.responsibilities import EStep
+from daskgmm.kernels.stats import SufficientStats, merge_all
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -360,7 +359,7 @@ def test_reduce_chunks_agrees_with_one_chunk(covariance_type, split_every, chunk
     estep = estep_for(covariance_type)
     rows = prepare_rows(da.from_array(X, chunks=(chunks, D)))
     assert rows.n_chunks == len(chunks)
-    got = compute(reduce_chunks(rows, chunk_stats, estep, split_every=split_every))[0]
+    got = compute(pass_graph(rows, estep, split_every=split_every))[0]
     assert_stats_equal(got, chunk_stats(X, estep))
 
 
@@ -374,7 +373,7 @@ def test_reduce_chunks_with_sample_weight(covariance_type, weights_kind):
     chunks = (np.diff(cuts).tolist(), D)
     sample_weight = weights if weights_kind == "numpy" else da.from_array(weights, chunks=250)
     rows = prepare_rows(da.from_array(X, chunks=chunks), sample_weight)
-    got = compute(reduce_chunks(rows, chunk_stats, estep, split_every=3))[0]
+    got = compute(pass_graph(rows, estep, split_every=3))[0]
     expected = chunk_stats(X, estep, weights)
     assert_stats_equal(got, expected)
     assert got.weight_sum == pytest.approx(weights.sum(), rel=1e-12)
@@ -393,7 +392,7 @@ def test_m_step_of_merged_stats_equals_sklearn(covariance_type):
     weights, means, _, prec_chol = assoc_params(covariance_type)
     estep = EStep(LogDensity(means, prec_chol, covariance_type, weights))
     rows = prepare_rows(da.from_array(X, chunks=(np.diff(cuts).tolist(), D)))
-    stats = compute(reduce_chunks(rows, chunk_stats, estep, split_every=3))[0]
+    stats = compute(pass_graph(rows, estep, split_every=3))[0]
     got_w, got_m, got_c, got_p = m_step(stats, REG)
 
     # scikit-learn on the full data with resp from the same parameters
@@ -430,7 +429,7 @@ _STUB_IMPORT = textwrap.dedent(
     print(json.dumps({{
         "files": loaded,
         "dask": sorted(m for m in sys.modules if m == "dask" or m.startswith("dask.")),
-        "estimator_loaded": "daskgmm.mixture" in sys.modules,
+        "estimator_loaded": "daskgmm.estimators" in sys.modules,
     }}))
     """
 )
@@ -447,18 +446,20 @@ def _import_in_subprocess(modules):
 
 
 def test_numpy_layer_does_not_import_dask():
-    modules = ["daskgmm._kernels", "daskgmm._stats", "daskgmm._validation"]
+    names = sorted(p.stem for p in (PACKAGE_DIR / "kernels").glob("*.py") if p.stem != "__init__")
+    assert {"estep", "stats", "mstep", "params", "checks", "nan_policy"} <= set(names)
+    modules = [f"daskgmm.kernels.{name}" for name in names]
     out = _import_in_subprocess(modules)
-    for name in modules:
-        expected = PACKAGE_DIR / (name.split(".")[1] + ".py")
-        assert pathlib.Path(out["files"][name]).resolve() == expected
+    for name in names:
+        expected = PACKAGE_DIR / "kernels" / f"{name}.py"
+        assert pathlib.Path(out["files"][f"daskgmm.kernels.{name}"]).resolve() == expected
     assert not out["estimator_loaded"]
     assert out["dask"] == []
 
 
 def test_dask_import_check_can_fail():
     """Control: the same stub import of the dask layer does show dask."""
-    out = _import_in_subprocess(["daskgmm._engine"])
+    out = _import_in_subprocess(["daskgmm.engine.passes"])
     assert "dask" in out["dask"]
 
 

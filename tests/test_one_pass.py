@@ -16,9 +16,11 @@ from dask.callbacks import Callback
 from dask.utils import key_split
 
 from daskgmm import GaussianMixture
-from daskgmm._engine import prepare_rows, reduce_chunks
-from daskgmm._kernels import LogDensity
-from daskgmm._stats import EStep, SufficientStats, chunk_stats
+from daskgmm.engine.passes import pass_graph
+from daskgmm.engine.rows import prepare_rows
+from daskgmm.kernels.density import LogDensity
+from daskgmm.kernels.responsibilities import EStep
+from daskgmm.kernels.stats import SufficientStats
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -243,7 +245,7 @@ def _reduce_graph_size(n_chunks, seed, split_every=None):
     means = rng.normal(size=(3, 2))
     prec_chol = rng.uniform(0.5, 2.0, size=(3, 2))
     estep = EStep(LogDensity(means, prec_chol, "diag", np.full(3, 1.0 / 3)))
-    graph = reduce_chunks(rows, chunk_stats, estep, split_every=split_every)
+    graph = pass_graph(rows, estep, split_every=split_every)
     return len(dict(graph.__dask_graph__()))
 
 

@@ -14,10 +14,13 @@ from sklearn.base import clone
 
 import daskgmm
 from daskgmm import GaussianMixture, OnlineGaussianMixture
-from daskgmm._stats import SufficientStats, stats_from_responsibilities
 from daskgmm.datasets import _draw_chunk, make_mixture
-from daskgmm.model_store import ModelFileError, load, metadata_checksum, save
-from daskgmm.online import mini_batches, step_size, warm_up_rows
+from daskgmm.errors import ModelFileError
+from daskgmm.estimators import load
+from daskgmm.estimators.stepwise import mini_batches, step_size, warm_up_rows
+from daskgmm.kernels.estep import stats_from_responsibilities
+from daskgmm.kernels.stats import SufficientStats
+from daskgmm.store import metadata_checksum
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -201,19 +204,20 @@ def test_checkpoint_resumes_to_the_uninterrupted_result(
     class Killed(Exception):
         pass
 
-    real_step, real_pass = OnlineGaussianMixture._step, OnlineGaussianMixture._batch_em_pass
+    # every mini-batch's update is one call of the EM protocol's mstep
+    real_step, real_pass = OnlineGaussianMixture.mstep, OnlineGaussianMixture._batch_em_pass
     steps = []
 
-    def dying_step(self, rows, chunk_ids):
+    def dying_step(self, stats, params):
         if len(steps) == stop_after:
             raise Killed
         steps.append(1)
-        real_step(self, rows, chunk_ids)
+        return real_step(self, stats, params)
 
     def dying_pass(self, rows):
         raise Killed
 
-    monkeypatch.setattr(OnlineGaussianMixture, "_step", dying_step)
+    monkeypatch.setattr(OnlineGaussianMixture, "mstep", dying_step)
     if stop_after is None:
         monkeypatch.setattr(OnlineGaussianMixture, "_batch_em_pass", dying_pass)
     interrupted = OnlineGaussianMixture(3, **kw)
@@ -222,14 +226,14 @@ def test_checkpoint_resumes_to_the_uninterrupted_result(
     else:
         with pytest.raises(Killed):
             interrupted.fit(Xd, checkpoint=path)
-    monkeypatch.setattr(OnlineGaussianMixture, "_step", real_step)
+    monkeypatch.setattr(OnlineGaussianMixture, "mstep", real_step)
     monkeypatch.setattr(OnlineGaussianMixture, "_batch_em_pass", real_pass)
     steps.clear()
     counted = []
     monkeypatch.setattr(
         OnlineGaussianMixture,
-        "_step",
-        lambda self, rows, ids: counted.append(1) or real_step(self, rows, ids),
+        "mstep",
+        lambda self, stats, params: counted.append(1) or real_step(self, stats, params),
     )
     resumed = OnlineGaussianMixture(3, **kw).fit(Xd, checkpoint=path)
     assert len(counted) == 16 - (16 if stop_after is None else stop_after)
@@ -378,7 +382,7 @@ def test_loaded_online_model_continues_partial_fit_exactly(rng, tmp_path):
     X, _ = _blobs(rng, n=8000)
     model = OnlineGaussianMixture(3, batch_size=1000, warm_up=4000, random_state=0)
     model.partial_fit(X[:3000])
-    save(model, tmp_path / "m")
+    model.save(tmp_path / "m")
     loaded = load(tmp_path / "m")
     for block in (X[3000:5000], da.from_array(X[5000:], chunks=(1000, 3))):
         model.partial_fit(block)
@@ -466,7 +470,7 @@ def test_load_refuses_arrays_of_the_wrong_shape(rng, tmp_path):
 
 def test_save_refuses_unfitted_models_and_foreign_directories(tmp_path):
     with pytest.raises(ValueError, match="not fitted"):
-        save(OnlineGaussianMixture(2), tmp_path / "m")
+        OnlineGaussianMixture(2).save(tmp_path / "m")
     model = GaussianMixture(1).fit(np.arange(20.0).reshape(10, 2))
     (tmp_path / "data").mkdir()
     with pytest.raises(FileExistsError, match="not a model directory"):
@@ -509,9 +513,9 @@ def test_nan_policy_omit_progress_and_scheduler_options(capsys, monkeypatch):
         OnlineGaussianMixture(2, **common).fit(bad)
     # every E-step task records its thread (a Callback's _pretask would not tell:
     # it runs in the calling thread under every local scheduler)
-    import daskgmm.online as online_module
+    from daskgmm.engine import passes
 
-    threads = record_task_threads(monkeypatch, online_module)
+    threads = record_task_threads(monkeypatch, passes)
     with dask.config.set(scheduler="threads"):
         OnlineGaussianMixture(2, nan_policy="omit", **common).fit(bad)
     assert threads and threading.get_ident() not in threads  # control: pool threads

@@ -15,11 +15,13 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-import daskgmm._stats as stats_module
+import daskgmm.kernels.estep as stats_module
 from daskgmm import GaussianMixture
-from daskgmm._kernels import LogDensity, Workspace, precision_cholesky
-from daskgmm._quadratic import TOLERANCE, QuadraticEStep, quadratic_block_rows, worthwhile
-from daskgmm._stats import EStep, chunk_stats
+from daskgmm.kernels.covariance import precision_cholesky
+from daskgmm.kernels.density import LogDensity, Workspace
+from daskgmm.kernels.estep import chunk_stats
+from daskgmm.kernels.quadratic import TOLERANCE, QuadraticEStep, quadratic_block_rows, worthwhile
+from daskgmm.kernels.responsibilities import EStep
 
 K, D = 8, 16
 BLOCK = quadratic_block_rows(D)

@@ -13,7 +13,8 @@ import importlib
 import logging
 import sys
 
-from ._common import EXIT_ERROR, EXIT_NOT_CONVERGED, EXIT_USAGE, NotConvergedExit, error
+from ..errors import NotConvergedExit
+from .output import EXIT_ERROR, EXIT_NOT_CONVERGED, EXIT_USAGE, error
 
 #: Command modules, in the order ``--help`` lists them.
 COMMANDS = ("make_data", "fit", "predict", "score", "select", "info", "demo", "pipeline")
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _bad_input_types() -> tuple:
-    from ..cluster import ClusterConnectionError
+    from ..errors import ClusterConnectionError
 
     return (ValueError, TypeError, FileNotFoundError, FileExistsError, ClusterConnectionError)
 

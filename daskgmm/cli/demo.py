@@ -14,27 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (
-    COVARIANCE_TYPES,
-    PLOT_INSTALL_HINT,
-    UsageError,
+from ..errors import UsageError
+from ..kernels.params import COVARIANCE_TYPES
+from .fit import describe_fit, model_summary, sample_rows
+from .inputs import check_new_output
+from .options import (
     add_cluster_options,
     add_output_options,
     add_progress_option,
-    check_new_output,
-    compute_session,
-    converged,
-    fit_model,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
-    print_json,
-    say,
-    show_progress,
-    warn,
 )
-from .fit import describe_fit, model_summary, sample_rows
+from .output import PLOT_INSTALL_HINT, print_json, say, show_progress, warn
+from .session import compute_session, converged, fit_model
 
 #: What the demo writes inside its output directory.
 OUTPUTS = {
@@ -77,77 +71,12 @@ def _output_dir(args: argparse.Namespace) -> tuple[Path, str]:
 
 def run(args: argparse.Namespace) -> int:
     """The demo, step by step; the exit code."""
-    from .. import GaussianMixture
-    from ..datasets import write_table
-    from ..io import write_predictions
-    from ..plotting import available
-
-    if args.scheduler is None and args.scheduler_file is None and args.workers is None:
-        args.workers = 2
-    if args.n_samples < args.n_components:
-        raise UsageError("--n-samples must be at least --n-components.")
-    out, which = _output_dir(args)
-    paths = {name: str(out / file) for name, file in OUTPUTS.items()}
-    plot = available() and not args.no_plot
-    for name, kind in (("data", "store"), ("predictions", "store"), ("model", "model")):
-        check_new_output(paths[name], True, f"--out-dir {args.out_dir!r}: {name}", kind)
+    out, which, paths, plot = _prepare(args)
     start = time.perf_counter()
     say(args, f"writing to {out.resolve()}, {which}")
-
-    tick = time.perf_counter()
-    X, truth = write_table(
-        paths["data"],
-        args.n_samples,
-        args.n_features,
-        args.n_components,
-        args.chunk_rows,
-        separation=args.separation,
-        seed=args.seed,
-        overwrite=True,
-    )
-    say(
-        args,
-        f"1. synthetic data: {args.n_samples:,} x {args.n_features} float32 rows from "
-        f"{args.n_components} Gaussians in {X.numblocks[0]} chunks "
-        f"({X.nbytes / 2**20:,.0f} MiB) -> {paths['data']} [{time.perf_counter() - tick:.1f} s]",
-    )
-    model = GaussianMixture(
-        args.n_components,
-        covariance_type=args.covariance_type,
-        max_iter=args.max_iter,
-        tol=args.tol,
-        n_init=args.n_init,
-        random_state=args.seed,
-        progress=show_progress(args),
-    )
-    with compute_session(args) as client:
-        n_workers = len(client.scheduler_info()["workers"]) if client is not None else 0
-        say(args, f"2. cluster: {n_workers} workers (open the dashboard link to watch the fit)")
-        say(args, "3. fitting by EM, one pass over the store per iteration:")
-        fit_seconds, _ = fit_model(model, paths["data"])
-        say(args, f"   {describe_fit(model)} [{fit_seconds:.1f} s]")
-        tick = time.perf_counter()
-        write_predictions(
-            model, paths["data"], paths["predictions"], log_density=True, overwrite=True
-        )
-        say(
-            args,
-            f"4. labels and log-densities -> {paths['predictions']} "
-            f"[{time.perf_counter() - tick:.1f} s]",
-        )
-        sample = sample_rows(X, seed=args.seed) if plot else None
-    model.set_params(progress=False)  # a display option of this run, not of the model
-    model.save(paths["model"])
-    say(args, f"5. model -> {paths['model']} (daskgmm info {paths['model']})")
-    if plot:
-        from ..plotting import plot_fit
-
-        plot_fit(model, sample, paths["plot"], title="daskgmm demo")
-        say(args, f"6. plot -> {paths['plot']}")
-    else:
-        paths["plot"] = None
-        why = "--no-plot" if args.no_plot else "matplotlib is not installed: " + PLOT_INSTALL_HINT
-        say(args, f"6. no plot ({why})")
+    X, truth = _write_data(args, paths)
+    model, fit_seconds, sample = _fit_and_predict(args, paths, X, plot)
+    _save_model_and_plot(args, model, paths, sample, plot)
     errors = recovery_errors(model, truth)
     seconds = time.perf_counter() - start
     say(
@@ -173,6 +102,102 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     return 0
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Path, str, dict, bool]:
+    """Check the options and the output directory before anything is written.
+
+    Returns (the output directory, words on where it is, the paths of the outputs,
+    whether to draw the plot).
+    """
+    from ..plotting import available
+
+    if args.scheduler is None and args.scheduler_file is None and args.workers is None:
+        args.workers = 2
+    if args.n_samples < args.n_components:
+        raise UsageError("--n-samples must be at least --n-components.")
+    out, which = _output_dir(args)
+    paths = {name: str(out / file) for name, file in OUTPUTS.items()}
+    plot = available() and not args.no_plot
+    for name, kind in (("data", "store"), ("predictions", "store"), ("model", "model")):
+        check_new_output(paths[name], True, f"--out-dir {args.out_dir!r}: {name}", kind)
+    return out, which, paths, plot
+
+
+def _write_data(args: argparse.Namespace, paths: dict):
+    """Step 1: the synthetic table; returns its dask array and the true mixture."""
+    from ..datasets import write_table
+
+    tick = time.perf_counter()
+    X, truth = write_table(
+        paths["data"],
+        args.n_samples,
+        args.n_features,
+        args.n_components,
+        args.chunk_rows,
+        separation=args.separation,
+        seed=args.seed,
+        overwrite=True,
+    )
+    say(
+        args,
+        f"1. synthetic data: {args.n_samples:,} x {args.n_features} float32 rows from "
+        f"{args.n_components} Gaussians in {X.numblocks[0]} chunks "
+        f"({X.nbytes / 2**20:,.0f} MiB) -> {paths['data']} [{time.perf_counter() - tick:.1f} s]",
+    )
+    return X, truth
+
+
+def _fit_and_predict(args: argparse.Namespace, paths: dict, X, plot: bool):
+    """Steps 2 to 4 on the cluster: fit, write the predictions, sample rows to plot.
+
+    Returns (the fitted model, seconds of the fit, the rows to plot or None).
+    """
+    from ..estimators import GaussianMixture
+    from ..io import write_predictions
+
+    model = GaussianMixture(
+        args.n_components,
+        covariance_type=args.covariance_type,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        n_init=args.n_init,
+        random_state=args.seed,
+        progress=show_progress(args),
+    )
+    with compute_session(args) as client:
+        n_workers = len(client.scheduler_info()["workers"]) if client is not None else 0
+        say(args, f"2. cluster: {n_workers} workers (open the dashboard link to watch the fit)")
+        say(args, "3. fitting by EM, one pass over the store per iteration:")
+        fit_seconds, _ = fit_model(model, paths["data"])
+        say(args, f"   {describe_fit(model)} [{fit_seconds:.1f} s]")
+        tick = time.perf_counter()
+        write_predictions(
+            model, paths["data"], paths["predictions"], log_density=True, overwrite=True
+        )
+        say(
+            args,
+            f"4. labels and log-densities -> {paths['predictions']} "
+            f"[{time.perf_counter() - tick:.1f} s]",
+        )
+        sample = sample_rows(X, seed=args.seed) if plot else None
+    return model, fit_seconds, sample
+
+
+def _save_model_and_plot(args: argparse.Namespace, model, paths: dict, sample, plot: bool) -> None:
+    """Steps 5 and 6: save the model, draw the plot (``paths['plot']`` None without)."""
+    model.set_params(progress=False)  # a display option of this run, not of the model
+    model.save(paths["model"])
+    say(args, f"5. model -> {paths['model']} (daskgmm info {paths['model']})")
+    if plot:
+        from ..plotting import plot_fit
+
+        plot_fit(model, sample, paths["plot"], title="daskgmm demo")
+        say(args, f"6. plot -> {paths['plot']}")
+    else:
+        paths["plot"] = None
+        why = "--no-plot" if args.no_plot else "matplotlib is not installed: " + PLOT_INSTALL_HINT
+        say(args, f"6. no plot ({why})")
 
 
 def register(sub) -> None:

@@ -6,26 +6,18 @@ import argparse
 
 import numpy as np
 
-from ._common import (
-    NotConvergedExit,
-    UsageError,
+from ..errors import NotConvergedExit, UsageError
+from .estimator import make_estimator
+from .inputs import check_new_output, check_plot_path, describe_input, open_input
+from .options import (
     add_cluster_options,
     add_estimator_options,
     add_input_options,
     add_output_options,
     add_progress_option,
-    check_new_output,
-    check_plot_path,
-    compute_session,
-    converged,
-    describe_input,
-    fit_model,
-    make_estimator,
-    open_input,
-    print_json,
-    say,
-    warn,
 )
+from .output import print_json, say, warn
+from .session import compute_session, converged, fit_model
 
 #: Rows drawn for the plot.
 PLOT_ROWS = 5_000

@@ -6,7 +6,9 @@ import argparse
 import datetime
 import json
 
-from ._common import add_output_options, load_model, print_json, say
+from .inputs import load_model
+from .options import add_output_options
+from .output import print_json, say
 
 #: Parameters shown first (the rest follow in name order).
 _MAIN_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init")
@@ -61,7 +63,7 @@ def describe_data(fp: dict) -> list[str]:
 
 def data_changed(fp: dict) -> bool | None:
     """Whether a local training store differs now from its fingerprint (None: unknown)."""
-    from ..fingerprint import data_fingerprint
+    from ..io import data_fingerprint
 
     location = fp.get("location")
     if not location or "files" not in fp:
@@ -75,13 +77,39 @@ def data_changed(fp: dict) -> bool | None:
 
 def run(args: argparse.Namespace) -> int:
     """Check MODEL and print its metadata; the exit code."""
-    from ..model_store import read_metadata
+    from ..store import read_metadata
 
     model = load_model(args.model)  # checks the model whole (arrays, checksum, shapes)
     meta = read_metadata(args.model)
     fitted = meta["fitted"]
     fp = fitted.get("training_data_") or {}
     changed = data_changed(fp)
+    _say_model(args, model, meta)
+    _say_parameters(args, meta)
+    _say_training_data(args, fp, changed)
+    say(args, "arrays: " + ", ".join(f"{n} {v['shape']}" for n, v in meta["arrays"].items()))
+    print_json(
+        args,
+        {
+            "command": "info",
+            "model": args.model,
+            **{k: meta[k] for k in ("schema_version", "class", "daskgmm_version", "created")},
+            "params": meta["params"],
+            "fitted": {k: v for k, v in fitted.items() if k != "training_data_"},
+            "weights": model.weights_,
+            "means": model.means_,
+            "training_data": fp,
+            "training_data_changed": changed,
+            "arrays": meta["arrays"],
+            "arrays_sha256": meta["arrays_sha256"],
+        },
+    )
+    return 0
+
+
+def _say_model(args: argparse.Namespace, model, meta: dict) -> None:
+    """The model's class, versions, shape, how its fit ended and its weights."""
+    fitted = meta["fitted"]
     say(args, f"MODEL {args.model}: {meta['class']} (checked: checksums, shapes)")
     say(
         args,
@@ -105,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
             f"{fitted['lower_bound_']:.6f}",
         )
     say(args, "  weights " + " ".join(f"{w:.4f}" for w in model.weights_))
+
+
+def _say_parameters(args: argparse.Namespace, meta: dict) -> None:
+    """The saved parameters, the main ones first, and those not saved."""
     params = meta["params"]
     ordered = [n for n in _MAIN_PARAMS if n in params] + sorted(
         n for n in params if n not in _MAIN_PARAMS
@@ -114,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
         say(args, f"  {name} = {json.dumps(params[name])}")
     for name in meta.get("params_not_saved", []):
         say(args, f"  {name} = (not saved; loaded as the default)")
+
+
+def _say_training_data(args: argparse.Namespace, fp: dict, changed: bool | None) -> None:
+    """The training data's fingerprint and whether the store changed since."""
     say(args, "training data:")
     for line in describe_data(fp):
         say(args, line)
@@ -124,24 +160,6 @@ def run(args: argparse.Namespace) -> int:
             if changed
             else "  the store is unchanged since the fit",
         )
-    say(args, "arrays: " + ", ".join(f"{n} {v['shape']}" for n, v in meta["arrays"].items()))
-    print_json(
-        args,
-        {
-            "command": "info",
-            "model": args.model,
-            **{k: meta[k] for k in ("schema_version", "class", "daskgmm_version", "created")},
-            "params": params,
-            "fitted": {k: v for k, v in fitted.items() if k != "training_data_"},
-            "weights": model.weights_,
-            "means": model.means_,
-            "training_data": fp,
-            "training_data_changed": changed,
-            "arrays": meta["arrays"],
-            "arrays_sha256": meta["arrays_sha256"],
-        },
-    )
-    return 0
 
 
 def register(sub) -> None:

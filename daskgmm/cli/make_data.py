@@ -5,20 +5,18 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._common import (
-    UsageError,
+from ..errors import UsageError
+from .inputs import check_new_output
+from .options import (
     add_cluster_options,
     add_output_options,
     add_progress_option,
-    check_new_output,
-    compute_session,
-    local_progress_bar,
     non_negative_int,
     positive_float,
     positive_int,
-    print_json,
-    say,
 )
+from .output import local_progress_bar, print_json, say
+from .session import compute_session
 
 
 def _integers(text: str, flag: str, count: int | tuple) -> tuple[int, ...]:

@@ -14,16 +14,10 @@ import math
 import signal
 import sys
 
-from ._common import (
-    NotConvergedExit,
-    UsageError,
-    add_cluster_options,
-    add_output_options,
-    compute_session,
-    error,
-    print_json,
-    say,
-)
+from ..errors import NotConvergedExit, UsageError
+from .options import add_cluster_options, add_output_options
+from .output import error, print_json, say
+from .session import compute_session
 
 _EPILOG = (
     "exit codes: 0 published a version or nothing new, 2 bad spec or input, 3 not "
@@ -141,39 +135,58 @@ def _status(args: argparse.Namespace) -> int:
         print_json(args, status.to_dict())
         return 0
     spec = status.spec
-    print(f"pipeline {spec.name!r} (mode {spec.mode}), state in {spec.directory}")
-    published = status.published
-    if published is None:
-        print("published: nothing yet")
-    else:
-        source = published["source"]
-        print(
-            f"published: version {published['version']}, created {published['created']} "
-            f"({published['action']}: {published['reason']})"
-        )
-        print(
-            f"  {source['extent']:,} entries along {source['append_dim']!r}, "
-            f"{source['n_rows']:,} rows"
-        )
-        print(f"  model:       {spec.directory / 'current' / 'model'}")
-        print(f"  predictions: {spec.directory / 'current' / 'predictions.zarr'}")
-    print("versions kept: " + (", ".join(map(str, status.versions)) or "none"))
-    running = status.running
-    if running is not None:
-        if running.get("alive") is False:
-            print(
-                f"a run (pid {running.get('pid')}, started {running.get('start')}) stopped "
-                "without finishing; the next run records it and cleans up"
-            )
-        else:
-            print(
-                f"running now: pid {running.get('pid')} on {running.get('host')}, "
-                f"started {running.get('start')}"
-            )
+    say(args, f"pipeline {spec.name!r} (mode {spec.mode}), state in {spec.directory}")
+    _say_lines(args, _published_lines(status.published, spec))
+    say(args, "versions kept: " + (", ".join(map(str, status.versions)) or "none"))
+    _say_lines(args, _running_lines(status.running))
     if not status.runs:
-        print("no runs recorded")
+        say(args, "no runs recorded")
         return 0
-    print(f"last {len(status.runs)} runs:")
+    say(args, f"last {len(status.runs)} runs:")
+    _say_lines(args, _runs_table(status.runs))
+    failed = [r for r in status.runs if r.message and r.status != "ok"]
+    if failed:
+        last = failed[-1]
+        say(args, f"last message ({last.status}, {last.start}): {last.message}")
+    return 0
+
+
+def _say_lines(args: argparse.Namespace, lines: list[str]) -> None:
+    for line in lines:
+        say(args, line)
+
+
+def _published_lines(published: dict | None, spec) -> list[str]:
+    """What is published: its version, where it came from, its model and predictions."""
+    if published is None:
+        return ["published: nothing yet"]
+    source = published["source"]
+    return [
+        f"published: version {published['version']}, created {published['created']} "
+        f"({published['action']}: {published['reason']})",
+        f"  {source['extent']:,} entries along {source['append_dim']!r}, {source['n_rows']:,} rows",
+        f"  model:       {spec.directory / 'current' / 'model'}",
+        f"  predictions: {spec.directory / 'current' / 'predictions.zarr'}",
+    ]
+
+
+def _running_lines(running: dict | None) -> list[str]:
+    """The run going on now, or one that stopped without finishing."""
+    if running is None:
+        return []
+    if running.get("alive") is False:
+        return [
+            f"a run (pid {running.get('pid')}, started {running.get('start')}) stopped "
+            "without finishing; the next run records it and cleans up"
+        ]
+    return [
+        f"running now: pid {running.get('pid')} on {running.get('host')}, "
+        f"started {running.get('start')}"
+    ]
+
+
+def _runs_table(runs) -> list[str]:
+    """The last runs as an aligned table, header first (text left, numbers right)."""
     header = ("start (UTC)", "status", "action", "rows", "iters", "log-lik", "version", "seconds")
     rows = [
         (
@@ -186,20 +199,17 @@ def _status(args: argparse.Namespace) -> int:
             _cell(r.version),
             _cell(r.seconds, ".1f"),
         )
-        for r in status.runs
+        for r in runs
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = []
     for line in (header, *rows):
         cells = [
             str(c).ljust(w) if i < 3 else str(c).rjust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
-        print("  " + "  ".join(cells).rstrip())
-    failed = [r for r in status.runs if r.message and r.status != "ok"]
-    if failed:
-        last = failed[-1]
-        print(f"last message ({last.status}, {last.start}): {last.message}")
-    return 0
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
 
 
 def register(sub) -> None:

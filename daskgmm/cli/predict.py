@@ -6,22 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
-from ._common import (
-    UsageError,
-    add_cluster_options,
-    add_input_options,
-    add_output_options,
-    add_progress_option,
-    check_feature_count,
-    check_new_output,
-    compute_session,
-    describe_input,
-    load_model,
-    local_progress_bar,
-    open_input,
-    print_json,
-    say,
-)
+from ..errors import UsageError
+from .inputs import check_feature_count, check_new_output, describe_input, load_model, open_input
+from .options import add_cluster_options, add_input_options, add_output_options, add_progress_option
+from .output import local_progress_bar, print_json, say
+from .session import compute_session
 
 
 def _local(path: str) -> Path | None:

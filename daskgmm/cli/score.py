@@ -6,20 +6,10 @@ import argparse
 import math
 import time
 
-from ._common import (
-    add_cluster_options,
-    add_input_options,
-    add_output_options,
-    add_progress_option,
-    check_feature_count,
-    compute_session,
-    describe_input,
-    load_model,
-    local_progress_bar,
-    open_input,
-    print_json,
-    say,
-)
+from .inputs import check_feature_count, describe_input, load_model, open_input
+from .options import add_cluster_options, add_input_options, add_output_options, add_progress_option
+from .output import local_progress_bar, print_json, say
+from .session import compute_session
 
 
 def criteria(model, rows) -> dict:

@@ -9,28 +9,20 @@ import math
 import os
 from pathlib import Path
 
-from ._common import (
-    NotConvergedExit,
-    UsageError,
+from ..errors import NotConvergedExit, UsageError
+from .estimator import make_estimator
+from .inputs import check_new_output, check_plot_path, describe_input, open_input
+from .options import (
     add_cluster_options,
     add_estimator_options,
     add_input_options,
     add_output_options,
     add_progress_option,
-    check_new_output,
-    check_plot_path,
-    compute_session,
-    converged,
-    describe_input,
-    fit_model,
     k_values,
-    make_estimator,
-    open_input,
-    print_json,
-    say,
-    warn,
 )
+from .output import print_json, say, warn
 from .score import criteria
+from .session import compute_session, converged, fit_model
 
 #: Columns of the curve written by ``--out`` (CSV header, JSON keys).
 COLUMNS = (
@@ -101,6 +93,34 @@ def _check_out(path: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit every K, print and write the table, plot it, save the best; the exit code."""
+    view, models = _check_and_open(args)
+    say(args, f"INPUT {args.input}: {describe_input(view)}")
+    with compute_session(args):
+        table = _fit_each(args, view, models)
+    best = best_row(table, args.criterion)
+    best_model = models[best["k"]]
+    say(args, format_table(table, best["k"]))
+    say(args, f"best K by {args.criterion.upper()}: {best['k']} (starred)")
+    _check_converged(args, table)
+    summary = {
+        "command": "select",
+        "input": args.input,
+        "n_samples": view.n_samples,
+        "criterion": args.criterion,
+        "best_k": best["k"],
+        "covariance_type": args.covariance_type,
+        "online": bool(args.online),
+    }
+    _write_outputs(args, table, summary, best_model, best["k"])
+    print_json(
+        args,
+        {**summary, "out": args.out, "plot": args.plot, "model": args.model, "table": table},
+    )
+    return 0
+
+
+def _check_and_open(args: argparse.Namespace) -> tuple:
+    """Check the options and outputs, open INPUT; returns (its rows, K -> estimator)."""
     _check_out(args.out)
     check_plot_path(args.plot)
     if args.model is not None:
@@ -113,31 +133,35 @@ def run(args: argparse.Namespace) -> int:
             f"INPUT {args.input!r} has {view.n_samples} rows; --k asks for up to "
             f"{max(too_many)} components: lower it."
         )
-    say(args, f"INPUT {args.input}: {describe_input(view)}")
+    return view, models
+
+
+def _fit_each(args: argparse.Namespace, view, models: dict) -> list[dict]:
+    """Fit and score the estimator of every K, a line each; the table's rows."""
     table = []
-    with compute_session(args):
-        for k, model in models.items():
-            checkpoint = None if args.checkpoint is None else os.path.join(args.checkpoint, f"k{k}")
-            seconds, _ = fit_model(model, view, checkpoint)
-            row = {
-                "k": k,
-                **criteria(model, view.data),
-                "n_iter": getattr(model, "n_iter_", None),
-                "converged": converged(model),
-                "lower_bound": float(model.lower_bound_),
-                "seconds": round(seconds, 3),
-            }
-            table.append({name: row[name] for name in COLUMNS})
-            say(
-                args,
-                f"K={k}: mean log-likelihood {row['mean_log_likelihood']:.6f}, "
-                f"BIC {row['bic']:.6g}, AIC {row['aic']:.6g}",
-            )
-            models[k] = model
-    best = best_row(table, args.criterion)
-    best_model = models[best["k"]]
-    say(args, format_table(table, best["k"]))
-    say(args, f"best K by {args.criterion.upper()}: {best['k']} (starred)")
+    for k, model in models.items():
+        checkpoint = None if args.checkpoint is None else os.path.join(args.checkpoint, f"k{k}")
+        seconds, _ = fit_model(model, view, checkpoint)
+        row = {
+            "k": k,
+            **criteria(model, view.data),
+            "n_iter": getattr(model, "n_iter_", None),
+            "converged": converged(model),
+            "lower_bound": float(model.lower_bound_),
+            "seconds": round(seconds, 3),
+        }
+        table.append({name: row[name] for name in COLUMNS})
+        say(
+            args,
+            f"K={k}: mean log-likelihood {row['mean_log_likelihood']:.6f}, "
+            f"BIC {row['bic']:.6g}, AIC {row['aic']:.6g}",
+        )
+        models[k] = model
+    return table
+
+
+def _check_converged(args: argparse.Namespace, table: list[dict]) -> None:
+    """Warn about fits that did not converge; stop with ``--require-converged``."""
     not_converged = [row["k"] for row in table if row["converged"] is False]
     if not_converged:
         message = (
@@ -147,15 +171,12 @@ def run(args: argparse.Namespace) -> int:
         if args.require_converged:
             raise NotConvergedExit(message + "; nothing was written (--require-converged).")
         warn(args, message)
-    summary = {
-        "command": "select",
-        "input": args.input,
-        "n_samples": view.n_samples,
-        "criterion": args.criterion,
-        "best_k": best["k"],
-        "covariance_type": args.covariance_type,
-        "online": bool(args.online),
-    }
+
+
+def _write_outputs(
+    args: argparse.Namespace, table: list[dict], summary: dict, best_model, best_k: int
+) -> None:
+    """The curve (``--out``), its plot (``--plot``) and the best model (``--model``)."""
     if args.out:
         write_curve(args.out, table, summary)
         say(args, f"curve written to {args.out}")
@@ -167,12 +188,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         best_model.set_params(progress=False)  # a display option of this run
         best_model.save(args.model)
-        say(args, f"model with K={best['k']} saved to {args.model}")
-    print_json(
-        args,
-        {**summary, "out": args.out, "plot": args.plot, "model": args.model, "table": table},
-    )
-    return 0
+        say(args, f"model with K={best_k} saved to {args.model}")
 
 
 def register(sub) -> None:

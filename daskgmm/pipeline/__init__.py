@@ -26,18 +26,13 @@ again from cron or a systemd timer:
 """
 
 from .lock import EXIT_BUSY, PipelineBusy
+from .pause import PAUSE_POINTS, TEST_PAUSE_ENV
 from .plan import SourceChangedError
 from .records import RunRecord, read_records
-from .runner import (
-    PAUSE_POINTS,
-    TEST_PAUSE_ENV,
-    NotConvergedError,
-    PipelineStatus,
-    pipeline_status,
-    run_pipeline,
-)
+from .runner import NotConvergedError, run_pipeline
 from .spec import MODES, PipelineSpec, SpecError, load_spec
 from .state import PipelineState
+from .status import PipelineStatus, pipeline_status
 
 __all__ = [
     "EXIT_BUSY",

@@ -16,37 +16,11 @@ import os
 import time
 from pathlib import Path
 
+from ..errors import PipelineBusy
+
 #: Exit code of a run that found another run of the same spec holding the lock
 #: (``EX_TEMPFAIL`` from sysexits.h: try again later).
 EXIT_BUSY = 75
-
-
-class PipelineBusy(RuntimeError):
-    """Another run of the same pipeline holds its lock.
-
-    Attributes
-    ----------
-    holder : dict
-        What the holder wrote: ``pid``, ``host``, ``run_id``, ``start`` (may be
-        empty if it has just taken the lock).
-    record : RunRecord or None
-        The ``busy`` record written for the run that gave up (set by the runner).
-    """
-
-    def __init__(self, name: str, holder: dict, waited: float | None = None):
-        self.holder = holder
-        self.record = None
-        who = (
-            f"pid {holder.get('pid')} on {holder.get('host')}, run {holder.get('run_id')}, "
-            f"started {holder.get('start')}"
-            if holder.get("pid")
-            else "another process"
-        )
-        waited_text = f" after waiting {waited:g} s" if waited else ""
-        super().__init__(
-            f"pipeline {name!r} is already running ({who}){waited_text}; this run did "
-            "nothing. Run again later, or pass --wait to wait for it."
-        )
 
 
 def read_holder(path: str | os.PathLike) -> dict:

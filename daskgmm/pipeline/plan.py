@@ -31,16 +31,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from ..errors import SourceChangedError
 from .source import Source
 from .spec import PipelineSpec
 
 ACTION_FULL = "full"
 ACTION_APPEND = "append"
 ACTION_NOTHING = "nothing"
-
-
-class SourceChangedError(ValueError):
-    """The source of an online pipeline changed other than by appending rows."""
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..fingerprint import data_fingerprint
-from ..io import RowView, open_rows
+from ..io import RowView, data_fingerprint, open_rows
 from ._chunkfiles import ArrayLayout, array_layout, chunks_digest
 from .spec import PipelineSpec, SpecError, _is_url
 

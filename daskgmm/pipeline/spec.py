@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._validation import PARAMETER_CONSTRAINTS
+from ..errors import SpecError
+from ..kernels.params import PARAMETER_CONSTRAINTS
 
 #: The pipeline modes.
 MODES = ("refit", "warm_start", "online")
@@ -63,14 +64,6 @@ ONLINE_MODEL_KEYS = (
     "split_every",
     "nan_policy",
 )
-
-
-class SpecError(ValueError):
-    """A pipeline spec is malformed; the message names the key (``input.store``)."""
-
-    def __init__(self, key: str, message: str):
-        self.key = key
-        super().__init__(f"{key}: {message}" if key else message)
 
 
 def _type_name(value) -> str:
@@ -213,8 +206,7 @@ class PipelineSpec:
 
     def estimator(self, **extra):
         """A new, unfitted estimator of the mode's class with ``[model]`` and ``extra``."""
-        from ..mixture import GaussianMixture
-        from ..online import OnlineGaussianMixture
+        from ..estimators import GaussianMixture, OnlineGaussianMixture
 
         cls = OnlineGaussianMixture if self.mode == "online" else GaussianMixture
         return cls(**self.model, **extra)
@@ -226,8 +218,6 @@ def _suggest(key: str, allowed) -> str:
 
 
 def _check_model(table: dict, mode: str) -> dict:
-    from ..online import ONLINE_CONSTRAINTS
-
     allowed = ONLINE_MODEL_KEYS if mode == "online" else BATCH_MODEL_KEYS
     other = BATCH_MODEL_KEYS if mode == "online" else ONLINE_MODEL_KEYS
     for key, value in table.items():
@@ -239,7 +229,7 @@ def _check_model(table: dict, mode: str) -> dict:
                     f"does not apply to mode {mode!r}; mode {mode!r} takes {', '.join(allowed)}.",
                 )
             raise SpecError(name, f"unknown key.{_suggest(key, allowed)} Allowed: {list(allowed)}.")
-        check = ONLINE_CONSTRAINTS.get(key) or PARAMETER_CONSTRAINTS[key]
+        check = PARAMETER_CONSTRAINTS[key]
         try:
             check(name, value)
         except (TypeError, ValueError) as exc:

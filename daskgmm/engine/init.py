@@ -1,0 +1,239 @@
+"""Initial parameters over chunked data, never loading the whole dataset.
+
+``kmeans``, ``k-means++`` and ``random_from_data`` work on a bounded random sample
+of rows (all rows, in order, when there are no more than ``init_sample_size``: then
+the result is scikit-learn's for the same ``random_state``).  ``random`` draws
+responsibilities blockwise, seeded per chunk, in one pass.  User-supplied
+``weights_init``, ``means_init`` and ``precisions_init`` replace what was computed,
+as in scikit-learn.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels.checks import (
+    check_initial_means,
+    check_initial_precisions,
+    check_initial_weights,
+    check_sample_weight_values,
+)
+from ..kernels.covariance import covariances_from_cholesky, precision_cholesky_from_precisions
+from ..kernels.estep import stats_from_responsibilities
+from ..kernels.mstep import m_step
+from ..kernels.nan_policy import check_sample_rows, chunk_counts
+from ..kernels.responsibilities import RandomResponsibilities
+from .passes import run_pass
+from .rows import RowChunks, gather_rows
+
+logger = logging.getLogger("daskgmm._init")
+
+
+@dataclass
+class InitialGuess:
+    """What the user supplied, validated (None where not supplied)."""
+
+    weights: np.ndarray | None
+    means: np.ndarray | None
+    precisions: np.ndarray | None
+
+    @property
+    def complete(self) -> bool:
+        return self.weights is not None and self.means is not None and self.precisions is not None
+
+    @classmethod
+    def from_estimator(cls, estimator, n_features: int) -> InitialGuess:
+        """Validate an estimator's ``weights_init``, ``means_init`` and ``precisions_init``."""
+        k = estimator.n_components
+        weights, means, precisions = (
+            estimator.weights_init,
+            estimator.means_init,
+            estimator.precisions_init,
+        )
+        return cls(
+            None if weights is None else check_initial_weights(weights, k),
+            None if means is None else check_initial_means(means, k, n_features),
+            None
+            if precisions is None
+            else check_initial_precisions(precisions, estimator.covariance_type, k, n_features),
+        )
+
+
+def sample_rows(
+    rows: RowChunks, size: int, random_state: np.random.RandomState, nan_policy: str = "raise"
+):
+    """A bounded random sample of rows, gathered from the chunks in one pass.
+
+    All rows, in order, when there are no more than ``size``.  Non-finite values
+    in the sample raise at once, naming their row chunks (under
+    ``nan_policy='omit'`` those rows are dropped from the sample).  The sample is
+    drawn once per fit and kept on ``rows`` for the next initialisations.
+
+    Returns
+    -------
+    X : ndarray of shape (n, D)
+    weights : ndarray of shape (n,) or None
+    """
+    if rows.init_sample is not None:
+        return rows.init_sample
+    n = rows.n_samples
+    if n <= size:
+        indices = np.arange(n)
+    else:
+        rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+        indices = np.sort(rng.choice(n, size=size, replace=False))
+    X, weights = gather_rows(rows, indices)
+    scope = "" if n <= size else " (at least; seen among the rows sampled for initialisation)"
+    if weights is not None:
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            chunks = list(chunk_counts(indices[bad], rows.array.chunks[0]))
+            label = "row chunk" if len(chunks) == 1 else "row chunks"
+            check_sample_weight_values(weights, f"{scope} in {label} {', '.join(map(str, chunks))}")
+        if not weights.sum() > 0:
+            raise ValueError(
+                "The sample weights of the rows sampled for initialisation sum to zero; give "
+                "more rows a positive weight or increase init_sample_size."
+            )
+    X, weights = check_sample_rows(X, weights, indices, rows.array.chunks[0], scope, nan_policy)
+    rows.init_sample = (X, weights)
+    return X, weights
+
+
+def _one_hot(n: int, k: int, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    resp = np.zeros((n, k))
+    resp[rows, columns] = 1.0
+    return resp
+
+
+def _resp_kmeans(X, weights, k, random_state):
+    from sklearn.cluster import KMeans
+
+    labels = KMeans(n_clusters=k, n_init=1, random_state=random_state).fit(X, sample_weight=weights)
+    return _one_hot(X.shape[0], k, np.arange(X.shape[0]), labels.labels_)
+
+
+def _resp_kmeans_plusplus(X, weights, k, random_state):
+    from sklearn.cluster import kmeans_plusplus
+
+    _, indices = kmeans_plusplus(X, k, random_state=random_state, sample_weight=weights)
+    return _one_hot(X.shape[0], k, indices, np.arange(k))
+
+
+def _resp_random_from_data(X, weights, k, random_state):
+    indices = random_state.choice(X.shape[0], size=k, replace=False)
+    return _one_hot(X.shape[0], k, indices, np.arange(k))
+
+
+_SAMPLE_INITIALISERS = {
+    "kmeans": _resp_kmeans,
+    "k-means++": _resp_kmeans_plusplus,
+    "random_from_data": _resp_random_from_data,
+}
+
+
+def _stats_from_sample(
+    rows, init_params, k, covariance_type, sample_size, random_state, nan_policy
+):
+    X, weights = sample_rows(rows, sample_size, random_state, nan_policy)
+    if X.shape[0] < k:
+        raise ValueError(
+            f"Only {X.shape[0]} finite rows were found in the initialisation sample for "
+            f"n_components={k}; increase init_sample_size, reduce n_components, or remove "
+            "rows with NaN/inf values."
+        )
+    logger.debug("init %s on a sample of %d rows", init_params, X.shape[0])
+    resp = _SAMPLE_INITIALISERS[init_params](X, weights, k, random_state)
+    return stats_from_responsibilities(X, resp, covariance_type, weights)
+
+
+def _stats_random(rows, k, covariance_type, random_state, split_every, nan_policy):
+    seed = int(random_state.randint(np.iinfo(np.int32).max))
+    spec = RandomResponsibilities(seed, k, covariance_type)
+    return run_pass(
+        rows, spec, prefix="daskgmm_init", split_every=split_every, nan_policy=nan_policy
+    )
+
+
+def initial_parameters(
+    rows: RowChunks,
+    *,
+    n_components: int,
+    covariance_type: str,
+    init_params: str,
+    reg_covar: float,
+    guess: InitialGuess,
+    random_state: np.random.RandomState,
+    init_sample_size: int,
+    split_every: int | None = None,
+    nan_policy: str = "raise",
+):
+    """Initial weights, means, covariances and precision Cholesky factors.
+
+    Parameters
+    ----------
+    rows : RowChunks
+    n_components, covariance_type, init_params, reg_covar
+        As the estimator's parameters.
+    guess : InitialGuess
+        Validated user-supplied parameters.
+    random_state : numpy.random.RandomState
+        Shared with the rest of the fit (consumed as scikit-learn consumes it).
+    init_sample_size : int
+        At most this many rows feed the sample-based initialisers.
+    split_every : int, optional
+        Fan-in of the reduction tree for ``init_params='random'``.
+    nan_policy : {'raise', 'omit'}
+        What rows with non-finite values do: raise, or be left out.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(weights, means, covariances, precisions_cholesky)``.
+    """
+    weights = means = covariances = prec_chol = None
+    if not guess.complete:
+        if init_params == "random":
+            stats = _stats_random(
+                rows, n_components, covariance_type, random_state, split_every, nan_policy
+            )
+        else:
+            stats = _stats_from_sample(
+                rows,
+                init_params,
+                n_components,
+                covariance_type,
+                init_sample_size,
+                random_state,
+                nan_policy,
+            )
+        weights, means, covariances, prec_chol = m_step(stats, reg_covar)
+    if guess.weights is not None:
+        weights = guess.weights
+    if guess.means is not None:
+        means = guess.means
+    if guess.precisions is not None:
+        prec_chol = precision_cholesky_from_precisions(guess.precisions, covariance_type)
+        covariances = covariances_from_cholesky(prec_chol, covariance_type)
+    return weights, means, covariances, prec_chol
+
+
+def estimator_initial_parameters(estimator, rows: RowChunks, guess: InitialGuess, random_state):
+    """:func:`initial_parameters` with an estimator's ``n_components``,
+    ``covariance_type``, ``init_params``, ``reg_covar``, ``init_sample_size``,
+    ``split_every`` and ``nan_policy`` (``'raise'`` if it has none)."""
+    return initial_parameters(
+        rows,
+        n_components=estimator.n_components,
+        covariance_type=estimator.covariance_type,
+        init_params=estimator.init_params,
+        reg_covar=estimator.reg_covar,
+        guess=guess,
+        random_state=random_state,
+        init_sample_size=estimator.init_sample_size,
+        split_every=estimator.split_every,
+        nan_policy=getattr(estimator, "nan_policy", "raise"),
+    )

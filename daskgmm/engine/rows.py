@@ -1,0 +1,181 @@
+"""Data as row chunks for repeated passes: in-memory views, float dtypes, weights.
+
+Every pass over the data (an EM iteration, a mini-batch, a prediction) sees the
+rows as a 2-D dask array with one chunk along the features; :class:`RowChunks`
+keeps its blocks as delayed objects, so a pass over some of them builds a graph
+of just those.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+
+from ..kernels.checks import (
+    check_data_shape,
+    check_sample_weight_shape,
+    check_sample_weight_values,
+)
+from .compute import compute
+
+#: Upper bound on the size of the chunks made from an in-memory numpy array.
+MAX_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass
+class RowChunks:
+    """Data prepared for repeated passes: row chunks as delayed blocks.
+
+    Attributes
+    ----------
+    array : dask.array.Array
+        Shape (N, D), one chunk along the features.
+    blocks : list of Delayed
+        One per row chunk, in order.
+    weights : list of Delayed or None
+        Sample weights aligned with ``blocks``.
+    weight_array : dask.array.Array or None
+        The same weights as one array of shape (N,).
+    init_sample : tuple or None
+        The rows (and weights) sampled for initialisation, kept for later
+        initialisations of the same fit.
+    """
+
+    array: da.Array
+    blocks: list
+    weights: list | None = None
+    weight_array: da.Array | None = None
+    init_sample: tuple | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.array.shape[1])
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.blocks)
+
+
+#: ``chunk_rows='auto'`` cuts an in-memory array into this many chunks ...
+AUTO_CHUNKS = 16
+#: ... of at least this many rows (fewer chunks for small arrays) and at most
+#: ``MAX_CHUNK_BYTES`` each (more chunks for large ones).
+MIN_AUTO_CHUNK_ROWS = 10_000
+
+
+def auto_chunk_rows(n_samples: int, n_features: int, itemsize: int) -> int:
+    """Rows per chunk for an in-memory array: up to 16 chunks of >= 10,000 rows, <= 64 MiB.
+
+    It depends on the array alone, not on the machine's core count: the chunks
+    decide the order of the merges (and the 'random' start, drawn per chunk), so
+    the same data give the same fit on every machine.
+    """
+    rows = max(math.ceil(n_samples / AUTO_CHUNKS), MIN_AUTO_CHUNK_ROWS)
+    cap = max(1, MAX_CHUNK_BYTES // max(1, n_features * itemsize))
+    return int(max(1, min(rows, cap)))
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def _views_as_dask(X: np.ndarray, chunk_rows: int) -> da.Array:
+    """A dask array whose chunks are views of an in-memory array (no copy).
+
+    ``dask.array.from_array`` copies every chunk of a numpy array into the graph,
+    doubling the memory of a fit on in-memory data.
+    """
+    X = np.ascontiguousarray(X)
+    name = f"daskgmm_rows-{uuid.uuid4().hex}"
+    row_chunks = da.core.normalize_chunks((chunk_rows,), (X.shape[0],))[0]
+    starts = np.concatenate([[0], np.cumsum(row_chunks)]).astype(int)
+    layer = {(name, i, 0): X[starts[i] : starts[i + 1]] for i in range(len(row_chunks))}
+    return da.Array(layer, name, chunks=(row_chunks, (X.shape[1],)), dtype=X.dtype)
+
+
+def as_dask_array(X, chunk_rows="auto") -> da.Array:
+    """A 2-D float dask array with one chunk along the features.
+
+    Parameters
+    ----------
+    X : numpy array, dask array or array-like
+        Integer and boolean data become float64; float32 stays float32.  (The
+        estimators open stores, zarr and xarray sources with ``daskgmm.io``
+        first.)
+    chunk_rows : int or 'auto'
+        Rows per chunk when ``X`` is not already a dask array.
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    if not isinstance(X, da.Array):
+        X = np.asarray(X)
+        check_data_shape(X.shape, X.dtype)
+        if chunk_rows == "auto":
+            chunk_rows = auto_chunk_rows(X.shape[0], X.shape[1], X.dtype.itemsize)
+        X = _views_as_dask(X, chunk_rows)
+    check_data_shape(X.shape, X.dtype)
+    if X.numblocks[1] > 1:
+        X = X.rechunk({1: -1})
+    target = _float_dtype(X.dtype)
+    return X if X.dtype == target else X.astype(target)
+
+
+def prepare_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> RowChunks:
+    """Validate data (and weights) and split them into row chunks for repeated passes.
+
+    Parameters
+    ----------
+    X : array-like or dask array of shape (N, D)
+    sample_weight : array-like of shape (N,), optional
+        Numpy weights are checked here; dask weights during the first pass.
+    chunk_rows : int or 'auto'
+    n_components : int, optional
+        When fitting, the minimum number of rows.
+
+    Returns
+    -------
+    RowChunks
+    """
+    if not isinstance(X, da.Array):
+        X = np.asarray(X)
+    check_data_shape(X.shape, X.dtype, n_components)
+    array = as_dask_array(X, chunk_rows)
+    blocks = list(array.to_delayed().ravel())
+    weights = None
+    if sample_weight is not None:
+        if not isinstance(sample_weight, da.Array):
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            check_sample_weight_shape(sample_weight.shape, array.shape[0])
+            check_sample_weight_values(sample_weight)
+            sample_weight = da.from_array(sample_weight, chunks=(array.chunks[0],), name=False)
+        else:
+            check_sample_weight_shape(sample_weight.shape, array.shape[0])
+            sample_weight = sample_weight.astype(np.float64).rechunk((array.chunks[0],))
+        weights = list(sample_weight.to_delayed().ravel())
+    return RowChunks(array, blocks, weights, sample_weight)
+
+
+def gather_rows(rows: RowChunks, indices: np.ndarray):
+    """Rows (and their weights) at sorted ``indices``, read in one pass.
+
+    Returns
+    -------
+    X : ndarray of shape (len(indices), D)
+    weights : ndarray of shape (len(indices),) or None
+    """
+    picked = [rows.array[indices]]
+    if rows.weight_array is not None:
+        picked.append(rows.weight_array[indices])
+    out = compute(*picked)
+    return out[0], (out[1] if len(out) > 1 else None)

@@ -1,0 +1,21 @@
+"""The estimators, all driven by one EM loop.
+
+==================  =============================================================
+``em``              the ONE EM loop (steps, convergence, n_init) and its protocol
+``base``            what every fitted mixture answers: predict, score, bic, sample
+``gaussian_mixture``  ``GaussianMixture``: batch EM, one pass per iteration
+``online``          ``OnlineGaussianMixture``: stepwise EM and ``partial_fit``
+``stepwise``        step sizes, warm-up, mini-batches, blending of statistics
+``online_state``    the online estimator's state in checkpoints and model files
+``fit_state``       checkpoint fingerprints and the runs they hold
+``inputs``          training input as row chunks
+``session``         logging, BLAS threads, scheduler, progress and report of a fit
+``registry``        model classes for saving and loading
+==================  =============================================================
+"""
+
+from .gaussian_mixture import GaussianMixture
+from .online import OnlineGaussianMixture
+from .registry import MODEL_CLASSES, load
+
+__all__ = ["MODEL_CLASSES", "GaussianMixture", "OnlineGaussianMixture", "load"]

@@ -1,0 +1,321 @@
+"""What every fitted Gaussian mixture can do, whichever way it was fitted.
+
+:class:`BaseGaussianMixture` holds the fitted state (``weights_``, ``means_``,
+``covariances_``, ``precisions_``, ``precisions_cholesky_``) and answers with it:
+predict, predict_proba, score_samples, score, bic, aic, sample.  Numpy input gives
+numpy results; dask input gives lazy dask arrays (scores are computed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils import check_random_state
+
+from ..engine.compute import compute
+from ..engine.passes import map_rows
+from ..engine.rows import as_dask_array
+from ..io import is_source, open_rows
+from ..kernels.checks import (
+    check_data_shape,
+    check_feature_count,
+    check_feature_names,
+    check_is_fitted,
+)
+from ..kernels.covariance import n_parameters, precisions_from_cholesky
+from ..kernels.density import (
+    LogDensity,
+    predict_rows,
+    prediction_rows,
+    proba_rows,
+    score_rows,
+)
+from ..kernels.nan_policy import LABEL_FILL, finite_rows_only
+from ..kernels.responsibilities import EStep
+
+_predict_rows = finite_rows_only(predict_rows, LABEL_FILL)
+_proba_rows = finite_rows_only(proba_rows, np.nan)
+_score_rows = finite_rows_only(score_rows, np.nan)
+_prediction_rows = finite_rows_only(prediction_rows, np.nan)
+
+
+def _draw_full(rng, means, covariances, counts) -> list:
+    return [
+        rng.multivariate_normal(mean, cov, int(c))
+        for mean, cov, c in zip(means, covariances, counts, strict=True)
+    ]
+
+
+def _draw_tied(rng, means, covariance, counts) -> list:
+    return [
+        rng.multivariate_normal(mean, covariance, int(c))
+        for mean, c in zip(means, counts, strict=True)
+    ]
+
+
+def _draw_axis_aligned(rng, means, covariances, counts) -> list:
+    """'diag' (variances (K, D)) and 'spherical' (one variance per component, (K,))."""
+    n_features = means.shape[1]
+    return [
+        mean + rng.standard_normal(size=(c, n_features)) * np.sqrt(cov)
+        for mean, cov, c in zip(means, covariances, counts, strict=True)
+    ]
+
+
+#: covariance type -> draw(rng, means_, covariances_, counts) -> list of (c_k, D) arrays,
+#: as scikit-learn draws them
+_DRAW = {
+    "full": _draw_full,
+    "tied": _draw_tied,
+    "diag": _draw_axis_aligned,
+    "spherical": _draw_axis_aligned,
+}
+
+
+class BaseGaussianMixture(DensityMixin, BaseEstimator):
+    """Fitted-model behaviour shared by the batch and online estimators."""
+
+    def __sklearn_clone__(self):
+        """An unfitted copy with the same parameters (``sklearn.base.clone``).
+
+        As scikit-learn's clone, except that a ``distributed.Client`` given as
+        ``scheduler`` is shared, not deep-copied (a client cannot be copied): the
+        copies compute on the same cluster, e.g. in ``GridSearchCV``.
+        """
+        from sklearn.base import clone
+
+        params = self.get_params(deep=False)
+        scheduler = params.pop("scheduler", None)
+        copied = {name: clone(value, safe=False) for name, value in params.items()}
+        return type(self)(**copied, scheduler=scheduler)
+
+    # ------------------------------------------------------------------ state
+    def _set_parameters(self, weights, means, covariances, precisions_cholesky) -> None:
+        """Store fitted parameters as float64 numpy arrays and derive precisions_."""
+        self.weights_ = np.asarray(weights, dtype=np.float64)
+        self.means_ = np.asarray(means, dtype=np.float64)
+        self.covariances_ = np.asarray(covariances, dtype=np.float64)
+        self.precisions_cholesky_ = np.asarray(precisions_cholesky, dtype=np.float64)
+        self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self.covariance_type)
+        self.n_features_in_ = self.means_.shape[1]
+
+    def _record_feature_names(self, names) -> None:
+        """``feature_names_in_`` from a fit's input (removed when it had none)."""
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = names
+
+    def _get_parameters(self) -> tuple:
+        return self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
+
+    def estep(self, params: tuple) -> EStep:
+        """The E-step under ``params`` = (weights, means, covariances, precisions_cholesky):
+        the first method of the EM protocol (:mod:`daskgmm.estimators.em`)."""
+        weights, means, _, prec_chol = params
+        return EStep(LogDensity(means, prec_chol, self.covariance_type, weights))
+
+    def _log_density(self) -> LogDensity:
+        return LogDensity(
+            self.means_, self.precisions_cholesky_, self.covariance_type, self.weights_
+        )
+
+    def _rows_for_prediction(self, X):
+        """Validate X against the fit; return it as numpy or as a row-chunked dask array.
+
+        Stores, zarr arrays and xarray objects (see ``daskgmm.io``) come back as
+        their rows, a dask array.
+        """
+        return self._prediction_input(X, names=False)[0]
+
+    def _prediction_input(self, X, names: bool = True):
+        """``(rows, view)``: validated rows, and the ``io.RowView`` they came from
+        (None for numpy and dask input).  ``names``: compare a DataFrame's column
+        names with ``feature_names_in_`` as scikit-learn does."""
+        check_is_fitted(self)
+        view = None
+        if is_source(X):
+            view = open_rows(X)
+            X = view.data
+        elif names:
+            check_feature_names(self, X)
+        if isinstance(X, da.Array):
+            check_data_shape(X.shape, X.dtype)
+            check_feature_count(X.shape[1], self.n_features_in_)
+            return as_dask_array(X), view
+        X = np.asarray(X)
+        check_data_shape(X.shape, X.dtype)
+        check_feature_count(X.shape[1], self.n_features_in_)
+        return X, view
+
+    def _apply_rows(self, X, row_func, n_columns, dtype, name=None, names=True):
+        rows, view = self._prediction_input(X, names)
+        shared = (self._log_density(), getattr(self, "nan_policy", "raise"))
+        if not isinstance(rows, da.Array):
+            return row_func(rows, shared)
+        out = map_rows(rows, row_func, shared, n_columns, dtype)
+        if view is None:
+            return out
+        attrs = {"_FillValue": LABEL_FILL} if name == "labels" else None
+        return view.to_samples(out, name=name, attrs=attrs)
+
+    def _predictions(self, rows: da.Array, labels: bool, proba: bool, log_density: bool) -> dict:
+        """Lazy per-row outputs of one E-step per chunk, for writing several at once.
+
+        Parameters
+        ----------
+        rows : dask.array.Array of shape (n_samples, n_features)
+        labels, proba, log_density : bool
+            Which outputs: as :meth:`predict` (int64, -1 for omitted rows),
+            :meth:`predict_proba` and :meth:`score_samples` give them.
+
+        Returns
+        -------
+        dict
+            Name ('labels', 'proba', 'log_density') -> dask array of row chunks.
+        """
+        rows = self._rows_for_prediction(rows)
+        k = self.n_components
+        shared = (self._log_density(), getattr(self, "nan_policy", "raise"))
+        table = map_rows(rows, _prediction_rows, shared, k + 2, np.float64)
+        out = {}
+        if labels:
+            label = table[:, k + 1]
+            out["labels"] = da.where(da.isnan(label), LABEL_FILL, label).astype(np.int64)
+        if proba:
+            out["proba"] = table[:, :k]
+        if log_density:
+            out["log_density"] = table[:, k]
+        return out
+
+    # ---------------------------------------------------------------- answers
+    def predict(self, X):
+        """Most probable component of each sample.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray or dask array of shape (n_samples,), int64
+            Lazy for dask input.
+        """
+        return self._apply_rows(X, _predict_rows, None, np.int64, "labels")
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        resp : ndarray or dask array of shape (n_samples, n_components)
+            Lazy for dask input.
+        """
+        return self._apply_rows(X, _proba_rows, self.n_components, np.float64, "proba")
+
+    def score_samples(self, X):
+        """Log-likelihood of each sample under the mixture.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray or dask array of shape (n_samples,)
+            Lazy for dask input.
+        """
+        return self._apply_rows(X, _score_rows, None, np.float64, "log_density")
+
+    def _mean_score(self, X) -> tuple[float, int]:
+        """Mean log-likelihood of the scored rows and their number (one compute).
+
+        Rows omitted under ``nan_policy='omit'`` count in neither.
+        """
+        rows, _ = self._prediction_input(X)
+        scores = self._apply_rows(rows, _score_rows, None, np.float64, names=False)
+        if isinstance(scores, da.Array):
+            finite = da.isfinite(scores)
+            total, n = compute(da.where(finite, scores, 0.0).sum(), finite.sum())
+        else:
+            finite = np.isfinite(scores)
+            total, n = scores[finite].sum(), finite.sum()
+        n = int(n)
+        return (float(total) / n if n else float("nan")), n
+
+    def score(self, X, y=None) -> float:
+        """Mean per-sample log-likelihood of ``X`` (computed).
+
+        Parameters
+        ----------
+        X : array-like, dask array or a source ``daskgmm.io`` opens
+        y : ignored
+
+        Returns
+        -------
+        float
+            Over the rows that are not omitted (``nan_policy='omit'``).
+        """
+        return self._mean_score(X)[0]
+
+    def _n_parameters(self) -> int:
+        """Number of free parameters of the model."""
+        k, d = self.means_.shape
+        return int(n_parameters(self.covariance_type, k, d))
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on ``X``; lower is better.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        mean, n = self._mean_score(X)
+        return -2 * mean * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on ``X``; lower is better.
+
+        Parameters
+        ----------
+        X : array-like or dask array of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        mean, n = self._mean_score(X)
+        return -2 * mean * n + 2 * self._n_parameters()
+
+    def sample(self, n_samples: int = 1):
+        """Draw samples from the fitted mixture (as scikit-learn draws them).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            Component of each sample, sorted.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1 to draw samples, got {n_samples}.")
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        parts = _DRAW[self.covariance_type](rng, self.means_, self.covariances_, counts)
+        labels = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
+        return np.vstack(parts), labels

@@ -1,0 +1,53 @@
+"""The model classes a saved model may be, and saving and loading through ``daskgmm.store``.
+
+``daskgmm.store`` knows no estimator; it is handed :data:`MODEL_CLASSES`, which
+each estimator class joins with :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..store import model_files
+
+#: Class name -> class of every estimator whose models can be saved and loaded.
+MODEL_CLASSES: dict[str, type] = {}
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: let :func:`load` rebuild instances of ``cls`` by its name."""
+    MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+class StoredModel:
+    """Mixin giving an estimator ``save(path)``."""
+
+    def save(self, path) -> Path:
+        """Save the fitted model to the directory ``path``: JSON metadata and a
+        ``.npz`` of arrays, checksummed, written atomically; never pickle."""
+        return model_files.save(self, path, MODEL_CLASSES)
+
+
+def load(path):
+    """Load a model saved by ``save``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model directory.
+
+    Returns
+    -------
+    estimator
+        Of the class that was saved, fitted; array-valued constructor parameters
+        restored, parameters that could not be saved (e.g. a RandomState) left at
+        their defaults.
+
+    Raises
+    ------
+    daskgmm.errors.ModelFileError
+        If the directory is not a model of a known class and schema version, or its
+        files were modified.
+    """
+    return model_files.load(path, MODEL_CLASSES)

@@ -1,0 +1,29 @@
+"""The arrays of a Zarr store, array or group, from its metadata alone."""
+
+from __future__ import annotations
+
+import os
+
+from .lazy import _zarr
+
+
+def store_layout(source) -> dict[str, tuple]:
+    """The arrays of a Zarr store, array or group: name -> (shape, chunks, dtype).
+
+    ``source`` is a location (path or URL, opened read-only) or an open zarr
+    array or group.  An array is named by its path ('' at a store's root), a
+    group's arrays by their names, in sorted order.  Reads metadata only.
+
+    Raises
+    ------
+    FileNotFoundError
+        If no Zarr store is at the location.
+    """
+    zarr = _zarr()
+    node = zarr.open(source, mode="r") if isinstance(source, (str, os.PathLike)) else source
+    if isinstance(node, zarr.Array):
+        return {node.path or "": (node.shape, node.chunks, node.dtype)}
+    return {
+        name: (arr.shape, arr.chunks, arr.dtype)
+        for name, arr in sorted(node.arrays(), key=lambda item: item[0])
+    }

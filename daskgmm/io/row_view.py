@@ -1,0 +1,91 @@
+"""N-D data seen as rows of feature values, with what it takes to go back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+
+from ..engine.samples import unflatten_samples
+from .lazy import _xarray
+
+
+@dataclass
+class RowView:
+    """N-D data seen as rows of feature values, with what it takes to go back.
+
+    Attributes
+    ----------
+    data : dask.array.Array of shape (n_samples, n_features)
+        One row chunk per block of the sample axes (aligned with the storage
+        chunks), in block order.  Fill values are NaN.
+    sample_dims : tuple of str
+        Names of the sample dimensions (``dim_0``... for unnamed arrays).
+    sample_chunks : tuple of tuples
+        Chunks of the sample dimensions of the source.
+    coords : dict
+        xarray coordinates that lie on the sample dimensions (xarray sources).
+    is_xarray : bool
+        Whether predictions come back as DataArrays.
+    feature_names : list or None
+    attrs : dict
+        The source's attributes.
+    source : dict or None
+        Where the rows were read from, for stores opened by path or URL:
+        ``{"location": ..., "variables": ...}`` (recorded in saved models'
+        training-data fingerprints).
+    """
+
+    data: da.Array
+    sample_dims: tuple
+    sample_chunks: tuple
+    coords: dict = field(default_factory=dict)
+    is_xarray: bool = False
+    feature_names: list | None = None
+    attrs: dict = field(default_factory=dict)
+    source: dict | None = None
+
+    @property
+    def sample_shape(self) -> tuple:
+        return tuple(sum(c) for c in self.sample_chunks)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def shape(self) -> tuple:
+        """``(n_samples, n_features)``, as an array's shape (for ``bic``/``aic``)."""
+        return tuple(self.data.shape)
+
+    def to_samples(self, values: da.Array, name: str | None = None, attrs: dict | None = None):
+        """Per-row results back on the sample dimensions, lazily.
+
+        Parameters
+        ----------
+        values : dask.array.Array of shape (n_samples,) or (n_samples, K)
+            Row chunks as ``data``'s.
+        name : str, optional
+            Name of the DataArray (xarray sources).
+        attrs : dict, optional
+
+        Returns
+        -------
+        dask.array.Array of the sample shape (plus K), or an xarray.DataArray on
+        the sample dimensions (plus ``component`` with coordinates 0..K-1).
+        """
+        out = unflatten_samples(values, self.sample_chunks)
+        if not self.is_xarray:
+            return out
+        xr = _xarray()
+        dims = tuple(self.sample_dims)
+        coords = dict(self.coords)
+        if values.ndim == 2:
+            dims += ("component",)
+            coords["component"] = np.arange(values.shape[1])
+        return xr.DataArray(out, dims=dims, coords=coords, name=name, attrs=attrs or {})

@@ -1,0 +1,104 @@
+"""``open_rows``: any supported source as rows of features, lazily and chunk-aligned."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .lazy import _xarray, _zarr
+from .readers import (
+    as_float_masked,
+    check_numeric,
+    find_feature_axis,
+    from_dataarray,
+    from_dataset,
+    from_group,
+    from_zarr_array,
+    open_store,
+    row_view_of,
+)
+from .row_view import RowView
+
+
+def is_source(X) -> bool:
+    """Whether ``X`` is for :func:`open_rows`: a store path or URL, a zarr or xarray
+    object, or a :class:`RowView`, rather than an array."""
+    if isinstance(X, (str, os.PathLike)):
+        return True
+    module = type(X).__module__
+    return module.startswith(("zarr", "xarray", "daskgmm.io"))
+
+
+def open_rows(
+    source,
+    variables: str | Sequence[str] | None = None,
+    *,
+    feature_dim: str | None = None,
+    feature_axis: int | None = None,
+    chunks=None,
+    fill_value: Any = "auto",
+    storage_options: dict | None = None,
+) -> RowView:
+    """Open data as rows of features, lazily and chunk-aligned with the storage.
+
+    Parameters
+    ----------
+    source
+        A Zarr store path or URL (local path, ``file://``, ``memory://``, any fsspec
+        URL zarr accepts) holding an array or a group, a ``zarr.Array``, a
+        ``zarr.Group`` (with ``variables``), an ``xarray.DataArray``, an
+        ``xarray.Dataset`` (with ``variables``), a dask or numpy array, or a
+        :class:`RowView` (returned as is).
+    variables : str or list of str, optional
+        The array of a group, or the variable(s) of a Dataset (needed when there
+        is more than one).  Several variables are stacked as features: each is
+        one feature (on a new ``variable`` dimension) or, with ``feature_dim``,
+        contributes its slices along it.
+    feature_dim : str, optional
+        The dimension holding the features; every other dimension is a sample
+        dimension.  Default: the last dimension (for 1-D data, one feature).
+    feature_axis : int, optional
+        The same by position, for unnamed arrays.
+    chunks : optional
+        Override the storage chunks (passed to ``da.from_zarr`` / ``open_zarr``);
+        keep them multiples of the storage chunks.
+    fill_value : 'auto', number or None
+        Values read as missing (NaN).  'auto': ``_FillValue`` / ``missing_value``
+        attributes and the Zarr array's fill value unless it is 0 (zarr's default
+        fill value, indistinguishable from real zeros); xarray decodes its own
+        ``_FillValue`` when opening a store.
+    storage_options : dict, optional
+        For fsspec URLs.
+
+    Returns
+    -------
+    RowView
+    """
+    if isinstance(source, RowView):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return open_store(
+            source, variables, storage_options, chunks, feature_dim, feature_axis, fill_value
+        )
+    module = type(source).__module__
+    if module.startswith("zarr"):
+        zarr = _zarr()
+        if isinstance(source, zarr.Group):
+            return from_group(source, variables, chunks, feature_dim, feature_axis, fill_value)
+        return from_zarr_array(source, chunks, feature_dim, feature_axis, fill_value)
+    if module.startswith("xarray"):
+        xr = _xarray()
+        if isinstance(source, xr.Dataset):
+            return from_dataset(source, variables, feature_dim, feature_axis, fill_value)
+        if isinstance(source, xr.DataArray):
+            return from_dataarray(source, feature_dim, feature_axis, fill_value)
+    array = source if isinstance(source, da.Array) else da.asarray(np.asarray(source))
+    check_numeric(array.dtype, "X")
+    dims = tuple(f"dim_{i}" for i in range(array.ndim))
+    axis = find_feature_axis(dims, None, feature_axis, "X")
+    values = [] if fill_value in (None, "auto") else [fill_value]
+    return row_view_of(as_float_masked(array, values), dims, axis)
