@@ -89,6 +89,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--cases", type=int, nargs="+", help="indices of the cases to run (default all)"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(HERE / "results" / "bench_revisions.json"))
     args = parser.parse_args(argv)
@@ -104,6 +107,8 @@ def main(argv=None) -> int:
     trees = {"before": args.before, "after": args.after}
     rows = []
     for index, case in enumerate(cases):
+        if args.cases is not None and index not in args.cases:
+            continue
         times = {"before": [], "after": []}
         for round_ in range(args.rounds):
             order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
