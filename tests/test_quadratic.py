@@ -1,8 +1,9 @@
-"""The quadratic-feature E-step kernel of 'full'/'tied' mixtures.
+"""The quadratic-feature E-step kernel of 'full'/'tied' mixtures, in numpy.
 
 It must give the statistics the whitening kernel gives (to rounding), hand blocks
 it cannot do accurately back to the whitening kernel, and keep daskgmm equal to
-scikit-learn on a problem where it is used (K=8, D=16).
+scikit-learn on a problem where it is used (K=8, D=16).  These tests run the numpy
+kernel (the reference of the compiled one, ``tests/test_compiled.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
+import daskgmm.kernels.blocks as blocks_module
 import daskgmm.kernels.estep as stats_module
 from daskgmm import GaussianMixture
 from daskgmm.kernels.covariance import precision_cholesky
@@ -25,6 +27,12 @@ from daskgmm.kernels.responsibilities import EStep
 
 K, D = 8, 16
 BLOCK = quadratic_block_rows(D)
+
+
+@pytest.fixture(autouse=True)
+def numpy_kernel(monkeypatch):
+    """The numpy quadratic kernel, not the compiled one."""
+    monkeypatch.setattr(stats_module, "USE_COMPILED", False)
 
 
 def _mixture(cov_type: str, seed: int = 0, spread: float = 0.2):
@@ -48,14 +56,14 @@ class _QuadraticSpy:
 
     def __init__(self, monkeypatch):
         self.results = []
-        real = stats_module._quadratic_block
+        real = blocks_module.quadratic_block
 
         def spy(*args, **kwargs):
             out = real(*args, **kwargs)
             self.results.append(out is not None)
             return out
 
-        monkeypatch.setattr(stats_module, "_quadratic_block", spy)
+        monkeypatch.setattr(blocks_module, "quadratic_block", spy)
 
     @property
     def accepted(self) -> int:
@@ -127,9 +135,9 @@ def test_inaccurate_blocks_go_to_whitening(monkeypatch):
     assert quadratic.features(X, Workspace()) is None
     spy = _QuadraticSpy(monkeypatch)
     calls = []
-    real = stats_module._general_block
+    real = blocks_module.general_block
     monkeypatch.setattr(
-        stats_module, "_general_block", lambda *a, **k: calls.append(1) or real(*a, **k)
+        blocks_module, "general_block", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     got = chunk_stats(X, estep)
     assert spy.results == [False, False]  # the quadratic kernel declined both blocks

@@ -110,6 +110,14 @@ class QuadraticEStep:
         """Nats of log-density the rounding of the expansion may cost a block."""
         return TOLERANCE
 
+    def bound_terms(self) -> np.ndarray:
+        """The error bound's terms as one (4, K) array, for the compiled kernel: rows
+        quadratic, linear, constant per component; ``[3, 0]`` the error per term."""
+        terms = np.zeros((4, self.n_components))
+        terms[0], terms[1], terms[2] = self._quadratic, self._linear, self._constant
+        terms[3, 0] = self._error_per_term
+        return terms
+
     def error_bound(self, largest_squared_norm: float) -> float:
         """Bound on the rounding error of the expansion for rows up to that norm."""
         r2 = largest_squared_norm

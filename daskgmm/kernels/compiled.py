@@ -1,0 +1,146 @@
+"""The 'full'/'tied' quadratic-feature E-step of a whole chunk, compiled, without the GIL.
+
+The numpy kernel (:mod:`daskgmm.kernels.quadratic`) makes dozens of numpy calls per
+block of rows, each of which takes the GIL, and works on blocks of a few MiB so that
+those calls stay few.  Measured on 2 cores (D=16, K=8): with blocks that fit the
+core's L2 cache, two threads ran *slower* than one (the GIL hands over at every
+call); with 4 MiB blocks they ran 1.3-1.5x one thread (the blocks stream through
+memory, which two cores share).  Here one compiled call (numba, ``nogil=True``)
+does a whole chunk in tiles of :data:`TILE` rows that stay in L2: per tile it
+builds the quadratic features ``z = [x_i x_j (i <= j), x_i, 1]`` of the centred
+rows, ``z @ W^T`` gives the K weighted log-densities (BLAS), a softmax per row
+gives the responsibilities, and ``z^T @ r`` (BLAS) adds every statistic the M-step
+needs into one (F, K) float64 accumulator: pair moments, first moments and
+``n_k``.  Rows are read in their own dtype and centred in float64.
+
+A tile is *skipped*, and left to the numpy kernels, when a row holds a
+non-finite value, when a row's density is not finite, or when the rounding-error
+bound of the expansion exceeds the tolerance (:class:`QuadraticEStep`); the
+caller computes those tiles row-major and merges them.
+
+Compiled on first use and cached on disk (``cache=True``): later processes load
+it.  numba is imported only when this module is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+#: Rows per tile: the features of a tile, 128 x F float64 (157 KiB at D=16), stay in L2.
+TILE = 128
+
+
+@numba.njit(nogil=True, cache=True)
+def _tile_features(X, start, m, shift, u0, u1, Z, x):
+    """Features of rows ``start:start+m`` into ``Z[:m]``; the largest squared norm of
+    a centred row, or -1.0 when a value is not finite."""
+    d = X.shape[1]
+    n_pairs = u0.shape[0]
+    width = Z.shape[1]
+    largest = 0.0
+    for i in range(m):
+        r2 = 0.0
+        for j in range(d):
+            v = np.float64(X[start + i, j]) - shift[j]
+            x[j] = v
+            r2 += v * v
+        if not math.isfinite(r2):
+            return -1.0
+        largest = max(largest, r2)
+        for p in range(n_pairs):
+            Z[i, p] = x[u0[p]] * x[u1[p]]
+        for j in range(d):
+            Z[i, n_pairs + j] = x[j]
+        Z[i, width - 1] = 1.0
+    return largest
+
+
+@numba.njit(nogil=True, cache=True)
+def _error_bound(largest, bound_terms):
+    """The expansion's rounding-error bound for rows up to squared norm ``largest``."""
+    root = math.sqrt(largest)
+    worst = 0.0
+    for c in range(bound_terms.shape[1]):
+        term = bound_terms[0, c] * largest + bound_terms[1, c] * root + bound_terms[2, c]
+        worst = max(worst, term)
+    return bound_terms[3, 0] * worst
+
+
+@numba.njit(nogil=True, cache=True)
+def _tile_softmax(L, m, weights, start, R, sums):
+    """Weighted responsibilities of the tile into ``R[:m]``; adds the log-likelihood
+    and weight sums to ``sums``; False when a row's density is not finite."""
+    k = L.shape[1]
+    weighted = weights.shape[0] > 0
+    log_likelihood = 0.0
+    weight_sum = 0.0
+    for i in range(m):
+        top = L[i, 0]
+        for c in range(1, k):
+            top = max(top, L[i, c])
+        total = 0.0
+        for c in range(k):
+            # probabilities below exp(-700) are exact zeros, as in the numpy kernel
+            value = math.exp(L[i, c] - top) if L[i, c] - top >= -700.0 else 0.0
+            R[i, c] = value
+            total += value
+        lse = math.log(total) + top
+        if not math.isfinite(lse):
+            return False
+        w = weights[start + i] if weighted else 1.0
+        scale = w / total
+        for c in range(k):
+            R[i, c] *= scale
+        log_likelihood += lse * w
+        weight_sum += w
+    sums[0] += log_likelihood
+    sums[1] += weight_sum
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
+def quadratic_tiles(X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, sums, skipped):
+    """The statistics of every tile of ``X`` the expansion may take.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D), float32 or float64
+    weights : ndarray of shape (n,) or (0,)
+        Sample weights; empty for unweighted rows.
+    shift : ndarray of shape (D,)
+        The chunk's centring point.
+    WT : ndarray of shape (F, K)
+        Weights of the features in each component's weighted log-density.
+    u0, u1 : ndarray of shape (P,), int64
+        The pairs ``(i, j), i <= j`` of the features, in order.
+    bound_terms : ndarray of shape (4, K)
+        Rows: quadratic, linear and constant terms of the error bound per
+        component; ``[3, 0]`` the error per term.
+    tolerance : float
+    acc : ndarray of shape (F, K), float64
+        Accumulates ``z^T r`` over the tiles taken.
+    sums : ndarray of shape (3,), float64
+        Accumulates log-likelihood, weight sum and rows over the tiles taken.
+    skipped : ndarray of shape (n_tiles,), bool
+        Set for the tiles left to the caller.
+    """
+    n, d = X.shape
+    width, k = WT.shape
+    Z = np.empty((TILE, width))
+    R = np.empty((TILE, k))
+    x = np.empty(d)
+    for t, start in enumerate(range(0, n, TILE)):
+        m = min(TILE, n - start)
+        largest = _tile_features(X, start, m, shift, u0, u1, Z, x)
+        if largest < 0.0 or _error_bound(largest, bound_terms) > tolerance:
+            skipped[t] = True
+            continue
+        L = np.dot(Z[:m], WT)
+        if not _tile_softmax(L, m, weights, start, R, sums):
+            skipped[t] = True
+            continue
+        acc += np.dot(Z[:m].T, R[:m])
+        sums[2] += m

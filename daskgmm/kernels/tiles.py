@@ -1,0 +1,204 @@
+"""A whole chunk's E-step in one compiled call: feature maps, their weights, statistics.
+
+The compiled kernel (:mod:`daskgmm.kernels.compiled`) knows one thing: rows ->
+features ``z = [x_i x_j for the given pairs (i, j), x_i, 1]`` of the centred row,
+``z @ W^T`` the K weighted log-densities, a softmax, and ``z^T @ r`` accumulated.
+Two feature maps make every covariance type but wide 'full'/'tied' ones:
+
+- 'full'/'tied' (D <= 24, K >= 4): all pairs ``i <= j``, the weights of
+  :class:`~daskgmm.kernels.quadratic.QuadraticEStep`; tiles whose rounding-error
+  bound exceeds its tolerance are declined;
+- 'diag'/'spherical': the squares ``x_i^2``: ``-1/2 sum_i L_ki (x_i - a_ki)^2``
+  expanded, as the numpy kernel expands it.  Their raw second moments become
+  centred ones by subtracting each component's mean term; where that would cancel
+  too far (:data:`~daskgmm.kernels.moments.CANCELLATION_LIMIT`) the chunk is left to
+  the numpy kernels, which centre on each component's own mean.
+
+Tiles the kernel declines (bad rows, densities that are not finite, the error
+bound) are computed by the row-major numpy kernels and merged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import blocks
+from .density import LogDensity, Workspace
+from .moments import CANCELLATION_LIMIT
+from .quadratic import QuadraticEStep, worthwhile
+from .responsibilities import EStep
+from .stats import SufficientStats
+
+
+@dataclass
+class FeaturePlan:
+    """What the compiled kernel needs for one chunk.
+
+    Attributes
+    ----------
+    covariance_type : str
+    shift : ndarray of shape (D,)
+    WT : ndarray of shape (F, K)
+        Weights of the features in each component's weighted log-density.
+    pairs : tuple of two int64 arrays
+        The feature pairs ``(i, j)``.
+    bound_terms : ndarray of shape (4, K)
+        The rounding-error bound's terms (zeros when there is no bound).
+    tolerance : float
+    """
+
+    covariance_type: str
+    shift: np.ndarray
+    WT: np.ndarray
+    pairs: tuple
+    bound_terms: np.ndarray
+    tolerance: float
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pairs[0])
+
+
+def compiles(responsibilities, n_features: int) -> bool:
+    """Whether the compiled kernel takes this pass's chunks."""
+    if not isinstance(responsibilities, EStep):
+        return False
+    if responsibilities.covariance_type in ("full", "tied"):
+        return worthwhile(responsibilities.n_components, n_features)
+    return True
+
+
+def _quadratic_plan(log_density: LogDensity, shift: np.ndarray) -> FeaturePlan:
+    quadratic = QuadraticEStep(log_density, shift)
+    return FeaturePlan(
+        log_density.covariance_type,
+        quadratic.shift,
+        np.ascontiguousarray(quadratic.weights.T),
+        tuple(np.asarray(u, dtype=np.int64) for u in quadratic.upper),
+        quadratic.bound_terms(),
+        quadratic.tolerance,
+    )
+
+
+def _diagonal_plan(log_density: LogDensity, shift: np.ndarray) -> FeaturePlan:
+    k, d = log_density.n_components, log_density.n_features
+    precisions = np.broadcast_to(log_density.precisions.reshape(k, -1), (k, d))
+    centres = log_density.means - shift
+    weights = np.empty((k, 2 * d + 1))
+    weights[:, :d] = -0.5 * precisions
+    weights[:, d : 2 * d] = precisions * centres
+    weights[:, -1] = log_density.offset - 0.5 * (precisions * np.square(centres)).sum(axis=1)
+    diagonal = np.arange(d, dtype=np.int64)
+    return FeaturePlan(
+        log_density.covariance_type,
+        np.asarray(shift, dtype=np.float64),
+        np.ascontiguousarray(weights.T),
+        (diagonal, diagonal),
+        np.zeros((4, k)),
+        np.inf,
+    )
+
+
+def _pair_moments(plan: FeaturePlan, acc: np.ndarray):
+    """'full'/'tied' raw second moments (K, D, D) or (D, D) from the pair sums."""
+    d = len(plan.shift)
+    upper = plan.pairs
+    pair_sums = acc[: plan.n_pairs]
+    if plan.covariance_type == "tied":
+        raw = np.empty((d, d))
+        summed = pair_sums.sum(axis=1)
+        raw[upper[0], upper[1]] = summed
+        raw[upper[1], upper[0]] = summed
+        return raw
+    raw = np.empty((pair_sums.shape[1], d, d))
+    raw[:, upper[0], upper[1]] = pair_sums.T
+    raw[:, upper[1], upper[0]] = pair_sums.T
+    return raw
+
+
+def _stats(plan: FeaturePlan, acc: np.ndarray, sums: np.ndarray) -> SufficientStats | None:
+    """Statistics from the accumulated ``z^T r`` (F, K); None where centring the
+    diagonal moments would cancel too far."""
+    d, n_pairs = len(plan.shift), plan.n_pairs
+    nk = acc[-1].copy()
+    first = np.ascontiguousarray(acc[n_pairs : n_pairs + d].T)
+    totals = (float(sums[0]), float(sums[1]), int(sums[2]))
+    if plan.covariance_type in ("full", "tied"):
+        return blocks.moments_to_stats(plan, nk, first, _pair_moments(plan, acc), *totals)
+    nk_safe = np.where(nk > 0, nk, 1.0)
+    mean_term = np.square(first) / nk_safe[:, None]
+    m2 = acc[:n_pairs].T - mean_term
+    if np.any(mean_term > CANCELLATION_LIMIT * np.abs(m2)):
+        return None
+    means = first / nk_safe[:, None] + plan.shift
+    return SufficientStats(plan.covariance_type, nk, means, m2, *totals)
+
+
+_PLANS = {
+    "full": _quadratic_plan,
+    "tied": _quadratic_plan,
+    "diag": _diagonal_plan,
+    "spherical": _diagonal_plan,
+}
+
+
+def chunk_stats(X, responsibilities, sample_weight, chunk_index: int, step: int):
+    """A chunk's statistics by the compiled kernel, the tiles it declines by numpy.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D)
+    responsibilities : EStep
+    sample_weight : ndarray of shape (n,) or None
+    chunk_index : int
+    step : int
+        Rows of the chunk's first block, whose finite rows' mean centres the chunk
+        (as in the numpy kernels).
+
+    Returns
+    -------
+    SufficientStats or None
+        None when the numpy kernels must do the chunk: its first block has no
+        finite row, or its diagonal moments cancel too far.
+    """
+    from .compiled import TILE, quadratic_tiles
+
+    X = np.asarray(X)
+    shift = blocks.finite_shift(np.asarray(X[:step], dtype=np.float64))
+    if shift is None:
+        return None
+    plan = _PLANS[responsibilities.covariance_type](responsibilities.log_density, shift)
+    acc = np.zeros(plan.WT.shape)
+    sums = np.zeros(3)
+    skipped = np.zeros(-(-X.shape[0] // TILE), dtype=np.bool_)
+    weights = np.empty(0) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    rows = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+    quadratic_tiles(
+        rows, weights, plan.shift, plan.WT, *plan.pairs, plan.bound_terms, plan.tolerance,
+        acc, sums, skipped,
+    )  # fmt: skip
+    out = _stats(plan, acc, sums)
+    if out is None:
+        return None
+    return _merge_declined(out, X, weights, skipped, TILE, shift, responsibilities, chunk_index)
+
+
+def _merge_declined(out, X, weights, skipped, tile, shift, responsibilities, chunk_index):
+    """Merge into ``out`` the tiles the compiled kernel declined, computed row-major."""
+    if not skipped.any():
+        return out
+    assign = responsibilities.for_chunk(chunk_index)
+    workspace = Workspace()
+    n_bad = 0
+    for t in np.flatnonzero(skipped):
+        start = int(t) * tile
+        rows = X[start : start + tile]
+        tile_weights = None if weights.shape[0] == 0 else weights[start : start + tile]
+        block = blocks.general_block(rows, tile_weights, shift, assign, out, start, workspace)
+        n_bad += block.n_bad
+        out = out.merge(block)
+    if n_bad:
+        out.bad_chunks = {chunk_index: n_bad}
+    return out
