@@ -236,3 +236,78 @@ def test_diagonal_moments_that_would_cancel_are_left_to_numpy(cov_type, monkeypa
     slow = _numpy_stats(monkeypatch, X, estep)
     np.testing.assert_array_equal(fast.m2, slow.m2)
     np.testing.assert_array_equal(fast.means, slow.means)
+
+
+# --------------------------------------------------------------------------- #
+# compute_dtype='float32'
+# --------------------------------------------------------------------------- #
+def _float32(estep):
+    return EStep(estep.log_density, "float32")
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_float32_products_keep_the_statistics_close(cov_type, offset, monkeypatch):
+    estep = _mixture(cov_type)
+    X = _rows(estep, 20_000, seed=13, dtype=np.float32)
+    estep = EStep(
+        LogDensity(
+            estep.log_density.means + offset,
+            estep.log_density.prec_chol,
+            cov_type,
+            np.exp(estep.log_density.offset - estep.log_density.offset.max()),
+        )
+    )
+    X = (X.astype(np.float64) + offset).astype(np.float32)
+    spy = _TileSpy(monkeypatch)
+    fast = chunk_stats(X, _float32(estep))
+    assert spy.calls == 1 and spy.skipped == 0  # every tile in float32
+    exact = _numpy_stats(monkeypatch, X, estep)
+    # products in float32 (eps 6e-8), sums in float64, the rows centred first;
+    # centring the second moments may multiply float32's rounding by up to
+    # FLOAT32_CANCELLATION_LIMIT (1e3), beyond which the chunk would be float64
+    from daskgmm.kernels.tiles import FLOAT32_CANCELLATION_LIMIT
+
+    m2_tolerance = FLOAT32_CANCELLATION_LIMIT * float(np.finfo(np.float32).eps) / 2
+    np.testing.assert_allclose(fast.nk, exact.nk, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(fast.means, exact.means, rtol=0, atol=1e-5 * (1 + offset))
+    np.testing.assert_allclose(
+        fast.m2, exact.m2, rtol=0, atol=m2_tolerance * np.abs(exact.m2).max()
+    )
+    assert fast.log_likelihood == pytest.approx(exact.log_likelihood, rel=1e-6)
+    assert fast.weight_sum == exact.weight_sum
+    # and it is float32 that ran: the float64 kernel is closer still
+    exact64 = chunk_stats(X, estep)
+    assert np.abs(exact64.m2 - exact.m2).max() < np.abs(fast.m2 - exact.m2).max()
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag"])
+def test_float32_leaves_tiles_beyond_its_bound_to_float64(cov_type, monkeypatch):
+    # components at 30 standard deviations from one another: rows far from the
+    # chunk's centre have float32 expansions too coarse, and go to float64
+    estep = _mixture(cov_type, seed=14, far=30.0)
+    X = _rows(estep, 4000, seed=15)
+    spy = _TileSpy(monkeypatch)
+    fast = chunk_stats(X, _float32(estep))
+    assert 0 < spy.skipped <= -(-4000 // compiled.TILE)
+    exact = _numpy_stats(monkeypatch, X, estep)
+    np.testing.assert_allclose(fast.nk, exact.nk, rtol=1e-5, atol=1e-3)
+    assert fast.log_likelihood == pytest.approx(exact.log_likelihood, rel=1e-6)
+
+
+def test_float32_fit_agrees_with_float64_and_refuses_other_dtypes():
+    estep = _mixture("full", seed=16)
+    X = _rows(estep, 30_000, seed=17)
+    start = {"weights_init": np.full(K, 1 / K), "means_init": estep.log_density.means}
+    common = {"covariance_type": "full", "tol": 0.0, "max_iter": 8, "random_state": 0, **start}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        f64 = GaussianMixture(K, **common).fit(X)
+        f32 = GaussianMixture(K, compute_dtype="float32", **common).fit(X)
+    np.testing.assert_allclose(f32.weights_, f64.weights_, rtol=1e-5)
+    np.testing.assert_allclose(f32.means_, f64.means_, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(f32.covariances_, f64.covariances_, rtol=0, atol=1e-5)
+    assert f32.lower_bound_ == pytest.approx(f64.lower_bound_, abs=1e-5)
+    assert not np.array_equal(f32.means_, f64.means_)  # float32 did run
+    with pytest.raises(ValueError, match=r"compute_dtype must be one of \['float64', 'float32'\]"):
+        GaussianMixture(K, compute_dtype="float16").fit(X)

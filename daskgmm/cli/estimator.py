@@ -66,6 +66,7 @@ def make_estimator(args: argparse.Namespace, n_components: int):
         init_sample_size=args.init_sample_size,
         random_state=args.random_state,
         nan_policy=args.nan_policy or "raise",
+        compute_dtype=args.compute_dtype,
         progress=show_progress(args),
     )
     extra = {name: getattr(args, name) for name in mine}

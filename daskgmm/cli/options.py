@@ -10,7 +10,7 @@ import argparse
 import math
 import re
 
-from ..kernels.params import COVARIANCE_TYPES, INIT_PARAMS, NAN_POLICIES
+from ..kernels.params import COMPUTE_DTYPES, COVARIANCE_TYPES, INIT_PARAMS, NAN_POLICIES
 
 
 # --------------------------------------------------------------------------- #
@@ -211,6 +211,13 @@ def _add_model_options(parser: argparse.ArgumentParser, n_components: bool) -> N
         help="rows sampled for the k-means start (default 100000)",
     )
     group.add_argument(
+        "--compute-dtype",
+        choices=COMPUTE_DTYPES,
+        default="float64",
+        help="precision of the E-step's products: float32 is faster, statistics still "
+        "accumulate in float64 (default float64)",
+    )
+    group.add_argument(
         "--checkpoint",
         metavar="DIR",
         help="write the fit's state here after every iteration (mini-batch with --online); "
@@ -300,6 +307,7 @@ _OPTION_PARAMETERS = (
     "warm_up",
     "nan_policy",
     "init_sample_size",
+    "compute_dtype",
 )
 
 

@@ -116,7 +116,8 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         """The E-step under ``params`` = (weights, means, covariances, precisions_cholesky):
         the first method of the EM protocol (:mod:`daskgmm.estimators.em`)."""
         weights, means, _, prec_chol = params
-        return EStep(LogDensity(means, prec_chol, self.covariance_type, weights))
+        log_density = LogDensity(means, prec_chol, self.covariance_type, weights)
+        return EStep(log_density, getattr(self, "compute_dtype", "float64"))
 
     def _log_density(self) -> LogDensity:
         return LogDensity(

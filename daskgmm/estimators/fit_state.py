@@ -17,6 +17,9 @@ from .em import EMRun
 
 #: Parameters that do not change a fit's result, left out of its checkpoint's fingerprint.
 UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
+#: Parameters added after checkpoints existed: left out of the fingerprint at these
+#: defaults, so that a checkpoint written before them still resumes.
+LATER_DEFAULTS = {"compute_dtype": "float64"}
 #: The arrays of a run's parameters, in ``EMRun.params`` order.
 RUN_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
 
@@ -34,7 +37,7 @@ def open_checkpoint(estimator, rows: RowChunks, path, random_state, training_dat
     params = {
         name: ("RandomState" if isinstance(v, np.random.RandomState) else v)
         for name, v in estimator.get_params().items()
-        if name not in UNFINGERPRINTED
+        if _fingerprinted(name, v)
     }
     data = {
         "shape": rows.array.shape,
@@ -44,6 +47,13 @@ def open_checkpoint(estimator, rows: RowChunks, path, random_state, training_dat
     }
     source = {k: v for k, v in training_data.items() if k != "recorded"}
     return Checkpoint(path, fingerprint(params, data, source), random_state)
+
+
+def _fingerprinted(name: str, value) -> bool:
+    """Whether a parameter belongs in the checkpoint's fingerprint."""
+    if name in UNFINGERPRINTED:
+        return False
+    return name not in LATER_DEFAULTS or LATER_DEFAULTS[name] != value
 
 
 def pack_run(prefix: str, run: EMRun | None, state: dict, arrays: dict) -> None:

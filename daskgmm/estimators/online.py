@@ -79,6 +79,8 @@ init_sample_size, chunk_rows, split_every
     nan_policy, scheduler
         As for :class:`daskgmm.GaussianMixture`: 'omit' leaves rows with NaN/inf
         out of every mini-batch (no extra pass); ``scheduler`` picks where to compute.
+    compute_dtype : {'float64', 'float32'}, default='float64'
+        As for :class:`daskgmm.GaussianMixture`.
     progress : bool, default=False
         One line on stderr over the mini-batches: batches done, the running mean
         log-likelihood and its change, and the share of the current batch's chunks.
@@ -127,6 +129,7 @@ init_sample_size, chunk_rows, split_every
         chunk_rows="auto",
         split_every=None,
         nan_policy="raise",
+        compute_dtype="float64",
         progress=False,
         scheduler=None,
     ):
@@ -148,6 +151,7 @@ init_sample_size, chunk_rows, split_every
         self.chunk_rows = chunk_rows
         self.split_every = split_every
         self.nan_policy = nan_policy
+        self.compute_dtype = compute_dtype
         self.progress = progress
         self.scheduler = scheduler
 

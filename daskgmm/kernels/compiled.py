@@ -11,7 +11,9 @@ builds the quadratic features ``z = [x_i x_j (i <= j), x_i, 1]`` of the centred
 rows, ``z @ W^T`` gives the K weighted log-densities (BLAS), a softmax per row
 gives the responsibilities, and ``z^T @ r`` (BLAS) adds every statistic the M-step
 needs into one (F, K) float64 accumulator: pair moments, first moments and
-``n_k``.  Rows are read in their own dtype and centred in float64.
+``n_k``.  Rows are read in their own dtype and centred in float64; the
+features and products are in the weights' dtype (float32 under
+``compute_dtype='float32'``), each tile's sums are added in float64.
 
 A tile is *skipped*, and left to the numpy kernels, when a row holds a
 non-finite value, when a row's density is not finite, or when the rounding-error
@@ -51,7 +53,7 @@ def _tile_features(X, start, m, shift, u0, u1, Z, x):
             return -1.0
         largest = max(largest, r2)
         for p in range(n_pairs):
-            Z[i, p] = x[u0[p]] * x[u1[p]]
+            Z[i, p] = x[u0[p]] * x[u1[p]]  # in float64, then stored in Z's dtype
         for j in range(d):
             Z[i, n_pairs + j] = x[j]
         Z[i, width - 1] = 1.0
@@ -78,13 +80,14 @@ def _tile_softmax(L, m, weights, start, R, sums):
     log_likelihood = 0.0
     weight_sum = 0.0
     for i in range(m):
-        top = L[i, 0]
+        top = np.float64(L[i, 0])
         for c in range(1, k):
-            top = max(top, L[i, c])
+            top = max(top, np.float64(L[i, c]))
         total = 0.0
         for c in range(k):
             # probabilities below exp(-700) are exact zeros, as in the numpy kernel
-            value = math.exp(L[i, c] - top) if L[i, c] - top >= -700.0 else 0.0
+            gap = np.float64(L[i, c]) - top
+            value = math.exp(gap) if gap >= -700.0 else 0.0
             R[i, c] = value
             total += value
         lse = math.log(total) + top
@@ -112,8 +115,9 @@ def quadratic_tiles(X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, 
         Sample weights; empty for unweighted rows.
     shift : ndarray of shape (D,)
         The chunk's centring point.
-    WT : ndarray of shape (F, K)
-        Weights of the features in each component's weighted log-density.
+    WT : ndarray of shape (F, K), float64 or float32
+        Weights of the features in each component's weighted log-density; their
+        dtype is the products' (the statistics accumulate in float64 either way).
     u0, u1 : ndarray of shape (P,), int64
         The pairs ``(i, j), i <= j`` of the features, in order.
     bound_terms : ndarray of shape (4, K)
@@ -129,8 +133,8 @@ def quadratic_tiles(X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, 
     """
     n, d = X.shape
     width, k = WT.shape
-    Z = np.empty((TILE, width))
-    R = np.empty((TILE, k))
+    Z = np.empty((TILE, width), WT.dtype)  # float32 in compute_dtype='float32'
+    R = np.empty((TILE, k), WT.dtype)
     x = np.empty(d)
     for t, start in enumerate(range(0, n, TILE)):
         m = min(TILE, n - start)

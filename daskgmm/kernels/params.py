@@ -14,6 +14,7 @@ import numpy as np
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 NAN_POLICIES = ("raise", "omit")
+COMPUTE_DTYPES = ("float64", "float32")
 
 
 def _integer(low: int, high: float = np.inf, allow_none: bool = False) -> Callable:
@@ -105,6 +106,7 @@ PARAMETER_CONSTRAINTS: dict[str, Callable] = {
     "progress": _boolean,
     "scheduler": _anything,  # whatever dask.compute(scheduler=...) accepts
     "nan_policy": _one_of(NAN_POLICIES),
+    "compute_dtype": _one_of(COMPUTE_DTYPES),
     # stepwise (online) EM
     "max_passes": _integer(1),
     "batch_size": _integer(1),

@@ -24,10 +24,14 @@ class EStep:
     ----------
     log_density : LogDensity
         Prepared parameters including log-weights.
+    compute_dtype : {'float64', 'float32'}
+        The precision of the compiled kernel's products (statistics accumulate
+        in float64 either way; the numpy kernels compute in float64).
     """
 
-    def __init__(self, log_density: LogDensity):
+    def __init__(self, log_density: LogDensity, compute_dtype: str = "float64"):
         self.log_density = log_density
+        self.compute_dtype = np.dtype(compute_dtype)
         self.covariance_type = log_density.covariance_type
         self.n_components = log_density.n_components
 

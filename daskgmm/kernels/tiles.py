@@ -16,6 +16,12 @@ Two feature maps make every covariance type but wide 'full'/'tied' ones:
 
 Tiles the kernel declines (bad rows, densities that are not finite, the error
 bound) are computed by the row-major numpy kernels and merged.
+
+``compute_dtype='float32'`` (on the :class:`EStep`) runs the features and products
+in float32 and accumulates in float64.  Its error bound uses float32's epsilon and
+a tolerance of :data:`FLOAT32_TOLERANCE` nats (for every covariance type), and
+moments whose centring would amplify float32's rounding more than
+:data:`FLOAT32_CANCELLATION_LIMIT` times send the chunk to the float64 numpy kernels.
 """
 
 from __future__ import annotations
@@ -30,6 +36,15 @@ from .moments import CANCELLATION_LIMIT
 from .quadratic import QuadraticEStep, worthwhile
 from .responsibilities import EStep
 from .stats import SufficientStats
+
+#: Largest rounding error (nats of log-density, a worst-case bound; measured errors
+#: are far smaller, see the README) for which a tile is
+#: computed in float32 under ``compute_dtype='float32'``; others go to float64.
+FLOAT32_TOLERANCE = 1e-2
+#: Largest ratio of a moment's subtracted mean term to the centred moment kept in
+#: float32 (it multiplies float32's rounding, ~6e-8); beyond, the chunk is float64.
+FLOAT32_CANCELLATION_LIMIT = 1e3
+_EPS32_OVER_EPS64 = float(np.finfo(np.float32).eps / np.finfo(np.float64).eps)
 
 
 @dataclass
@@ -57,6 +72,11 @@ class FeaturePlan:
     tolerance: float
 
     @property
+    def dtype(self) -> np.dtype:
+        """The products' dtype."""
+        return self.WT.dtype
+
+    @property
     def n_pairs(self) -> int:
         return len(self.pairs[0])
 
@@ -70,34 +90,48 @@ def compiles(responsibilities, n_features: int) -> bool:
     return True
 
 
-def _quadratic_plan(log_density: LogDensity, shift: np.ndarray) -> FeaturePlan:
+def _quadratic_plan(log_density: LogDensity, shift: np.ndarray, dtype) -> FeaturePlan:
     quadratic = QuadraticEStep(log_density, shift)
+    bound_terms, tolerance = quadratic.bound_terms(), quadratic.tolerance
+    if dtype == np.float32:
+        bound_terms[3, 0] *= _EPS32_OVER_EPS64
+        tolerance = FLOAT32_TOLERANCE
     return FeaturePlan(
         log_density.covariance_type,
         quadratic.shift,
-        np.ascontiguousarray(quadratic.weights.T),
+        np.ascontiguousarray(quadratic.weights.T, dtype=dtype),
         tuple(np.asarray(u, dtype=np.int64) for u in quadratic.upper),
-        quadratic.bound_terms(),
-        quadratic.tolerance,
+        bound_terms,
+        tolerance,
     )
 
 
-def _diagonal_plan(log_density: LogDensity, shift: np.ndarray) -> FeaturePlan:
+def _diagonal_plan(log_density: LogDensity, shift: np.ndarray, dtype) -> FeaturePlan:
     k, d = log_density.n_components, log_density.n_features
     precisions = np.broadcast_to(log_density.precisions.reshape(k, -1), (k, d))
     centres = log_density.means - shift
     weights = np.empty((k, 2 * d + 1))
     weights[:, :d] = -0.5 * precisions
     weights[:, d : 2 * d] = precisions * centres
-    weights[:, -1] = log_density.offset - 0.5 * (precisions * np.square(centres)).sum(axis=1)
+    constant = 0.5 * (precisions * np.square(centres)).sum(axis=1)
+    weights[:, -1] = log_density.offset - constant
     diagonal = np.arange(d, dtype=np.int64)
+    # float64 keeps the numpy kernel's expansion, which has no bound; float32 bounds
+    # |terms| <= r2 |L|/2 + r |L a| + a^T L a / 2 as the quadratic kernel does
+    bound_terms, tolerance = np.zeros((4, k)), np.inf
+    if dtype == np.float32:
+        bound_terms[0] = 0.5 * np.sqrt(np.square(precisions).sum(axis=1))
+        bound_terms[1] = np.sqrt(np.square(precisions * centres).sum(axis=1))
+        bound_terms[2] = constant
+        bound_terms[3, 0] = np.sqrt(2 * d + 1) * np.finfo(np.float32).eps
+        tolerance = FLOAT32_TOLERANCE
     return FeaturePlan(
         log_density.covariance_type,
         np.asarray(shift, dtype=np.float64),
-        np.ascontiguousarray(weights.T),
+        np.ascontiguousarray(weights.T, dtype=dtype),
         (diagonal, diagonal),
-        np.zeros((4, k)),
-        np.inf,
+        bound_terms,
+        tolerance,
     )
 
 
@@ -125,15 +159,27 @@ def _stats(plan: FeaturePlan, acc: np.ndarray, sums: np.ndarray) -> SufficientSt
     nk = acc[-1].copy()
     first = np.ascontiguousarray(acc[n_pairs : n_pairs + d].T)
     totals = (float(sums[0]), float(sums[1]), int(sums[2]))
-    if plan.covariance_type in ("full", "tied"):
-        return blocks.moments_to_stats(plan, nk, first, _pair_moments(plan, acc), *totals)
     nk_safe = np.where(nk > 0, nk, 1.0)
     mean_term = np.square(first) / nk_safe[:, None]
+    if plan.covariance_type in ("full", "tied"):
+        stats = blocks.moments_to_stats(plan, nk, first, _pair_moments(plan, acc), *totals)
+        if plan.dtype == np.float32 and _cancels(stats, mean_term, FLOAT32_CANCELLATION_LIMIT):
+            return None
+        return stats
     m2 = acc[:n_pairs].T - mean_term
-    if np.any(mean_term > CANCELLATION_LIMIT * np.abs(m2)):
+    limit = FLOAT32_CANCELLATION_LIMIT if plan.dtype == np.float32 else CANCELLATION_LIMIT
+    if np.any(mean_term > limit * np.abs(m2)):
         return None
     means = first / nk_safe[:, None] + plan.shift
     return SufficientStats(plan.covariance_type, nk, means, m2, *totals)
+
+
+def _cancels(stats: SufficientStats, mean_term: np.ndarray, limit: float) -> bool:
+    """Whether a 'full'/'tied' centred diagonal lost more than ``limit`` to its mean term."""
+    if stats.covariance_type == "tied":
+        return bool(np.any(mean_term.sum(axis=0) > limit * np.abs(np.diagonal(stats.m2))))
+    diagonal = np.diagonal(stats.m2, axis1=1, axis2=2)
+    return bool(np.any(mean_term > limit * np.abs(diagonal)))
 
 
 _PLANS = {
@@ -169,7 +215,9 @@ def chunk_stats(X, responsibilities, sample_weight, chunk_index: int, step: int)
     shift = blocks.finite_shift(np.asarray(X[:step], dtype=np.float64))
     if shift is None:
         return None
-    plan = _PLANS[responsibilities.covariance_type](responsibilities.log_density, shift)
+    plan = _PLANS[responsibilities.covariance_type](
+        responsibilities.log_density, shift, responsibilities.compute_dtype
+    )
     acc = np.zeros(plan.WT.shape)
     sums = np.zeros(3)
     skipped = np.zeros(-(-X.shape[0] // TILE), dtype=np.bool_)

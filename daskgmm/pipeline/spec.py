@@ -46,6 +46,7 @@ BATCH_MODEL_KEYS = (
     "init_sample_size",
     "split_every",
     "nan_policy",
+    "compute_dtype",
 )
 #: ``[model]`` keys of the online mode (``OnlineGaussianMixture``).
 ONLINE_MODEL_KEYS = (
@@ -63,6 +64,7 @@ ONLINE_MODEL_KEYS = (
     "init_sample_size",
     "split_every",
     "nan_policy",
+    "compute_dtype",
 )
 
 
