@@ -1,4 +1,5 @@
-"""The numerical core: numpy and scipy only, never dask, zarr, xarray or distributed.
+"""The numerical core: numpy and scipy (numba for the compiled E-step), never dask,
+zarr, xarray or distributed.
 
 ============================  =====================================================
 ``params``                    every estimator parameter's constraint
@@ -10,11 +11,15 @@
 ``responsibilities``          what assigns rows to components in a pass
 ``moments``                   centred second moments of a block
 ``stats``                     sufficient statistics and their associative merge
+``blocks``                    one block of rows -> statistics, row-major numpy kernels
+``compiled``                  the GIL-free numba kernel: a chunk in cache-sized tiles
+``tiles``                     feature maps per covariance type for it, its statistics
 ``estep``                     one chunk's fused E-step: rows -> statistics
 ``mstep``                     maximum-likelihood M-step from statistics
 ============================  =====================================================
 
-Imports point down this table's reverse order: ``estep`` uses ``stats``,
-``moments``, ``responsibilities``, ``quadratic`` and ``density``; nothing here
-imports another layer of daskgmm but ``daskgmm.errors``.
+Imports point down this table's reverse order: ``estep`` uses ``tiles`` (which
+loads ``compiled``, and numba with it, on the first compiled E-step), ``blocks``,
+``stats``, ``responsibilities``, ``quadratic`` and ``density``; nothing here imports
+another layer of daskgmm but ``daskgmm.errors``.
 """
