@@ -38,12 +38,15 @@ def chunk_stats(
 ) -> SufficientStats:
     """Statistics of one chunk of rows: the fused E-step of one iteration.
 
-    The chunk is processed in cache-sized blocks of rows, centred on one point of
-    the chunk (the mean of its first block) and computed in float64; blocks are
-    merged with :meth:`SufficientStats.merge`.  An E-step of a 'full' or 'tied'
-    mixture uses the quadratic-feature kernel (:mod:`daskgmm.kernels.quadratic`) on
-    every block whose rounding-error bound allows it, and the whitening kernel
-    otherwise.  Rows with a non-finite value are counted and left out.  Under an
+    The rows are centred on one point of the chunk (the mean of its first block)
+    and the statistics computed in float64.  Where it can (:func:`tiles.compiles`)
+    one compiled call does the whole chunk without the GIL, leaving the tiles it
+    declines to the numpy kernels; otherwise the chunk is processed in cache-sized
+    blocks merged with :meth:`SufficientStats.merge`: for a 'full' or 'tied'
+    mixture the quadratic-feature kernel (:mod:`daskgmm.kernels.quadratic`) on every
+    block whose rounding-error bound allows it, the whitening kernel otherwise.
+    ``USE_COMPILED = False`` runs the numpy kernels only.  Rows with a non-finite
+    value are counted and left out.  Under an
     E-step they are found from the per-row log-likelihood, which they make
     non-finite, so clean blocks cost no extra check (a finite row whose density
     overflows counts as bad too).

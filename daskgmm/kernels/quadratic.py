@@ -64,6 +64,27 @@ def quadratic_block_rows(n_features: int) -> int:
     return int(max(256, BLOCK_BYTES // (8 * feature_count(n_features))))
 
 
+def symmetric_from_pairs(pair_sums: np.ndarray, upper: tuple) -> np.ndarray:
+    """Symmetric matrices from their upper triangles.
+
+    Parameters
+    ----------
+    pair_sums : ndarray of shape (..., P)
+        The entries ``(i, j), i <= j`` in the order of ``upper``.
+    upper : tuple of two int arrays of shape (P,)
+        ``numpy.triu_indices(D)``.
+
+    Returns
+    -------
+    ndarray of shape (..., D, D)
+    """
+    d = int(upper[0].max()) + 1
+    out = np.empty((*pair_sums.shape[:-1], d, d))
+    out[..., upper[0], upper[1]] = pair_sums
+    out[..., upper[1], upper[0]] = pair_sums
+    return out
+
+
 class QuadraticEStep:
     """Responsibilities and statistics of row blocks centred on one ``shift``.
 
@@ -176,19 +197,12 @@ class QuadraticEStep:
         d, pairs = self.n_features, self.n_pairs
         # first moments and n_k of every component: (D + 1, n) x (n, K)
         lower = z[pairs:] @ resp.T
-        upper_pairs = self.upper
         if self.covariance_type == "tied":
             # one second moment for all components: the rows' total responsibility
             # (their weight) is all it needs, a product with a vector
             row_weight = np.ones(n) if weights is None else weights
-            raw = np.empty((d, d))
-            pair_sums = z[:pairs] @ row_weight
-            raw[upper_pairs[0], upper_pairs[1]] = pair_sums
-            raw[upper_pairs[1], upper_pairs[0]] = pair_sums
+            raw = symmetric_from_pairs(z[:pairs] @ row_weight, self.upper)
         else:
-            raw = np.empty((self.n_components, d, d))
-            pair_sums = (z[:pairs] @ resp.T).T  # (K, pairs)
-            raw[:, upper_pairs[0], upper_pairs[1]] = pair_sums
-            raw[:, upper_pairs[1], upper_pairs[0]] = pair_sums
+            raw = symmetric_from_pairs((z[:pairs] @ resp.T).T, self.upper)  # (K, D, D)
         first = np.ascontiguousarray(lower[:d].T)
         return lower[d].copy(), first, raw, log_likelihood, weight_sum

@@ -33,7 +33,7 @@ import numpy as np
 from . import blocks
 from .density import LogDensity, Workspace
 from .moments import CANCELLATION_LIMIT
-from .quadratic import QuadraticEStep, worthwhile
+from .quadratic import QuadraticEStep, symmetric_from_pairs, worthwhile
 from .responsibilities import EStep
 from .stats import SufficientStats
 
@@ -137,19 +137,10 @@ def _diagonal_plan(log_density: LogDensity, shift: np.ndarray, dtype) -> Feature
 
 def _pair_moments(plan: FeaturePlan, acc: np.ndarray):
     """'full'/'tied' raw second moments (K, D, D) or (D, D) from the pair sums."""
-    d = len(plan.shift)
-    upper = plan.pairs
     pair_sums = acc[: plan.n_pairs]
     if plan.covariance_type == "tied":
-        raw = np.empty((d, d))
-        summed = pair_sums.sum(axis=1)
-        raw[upper[0], upper[1]] = summed
-        raw[upper[1], upper[0]] = summed
-        return raw
-    raw = np.empty((pair_sums.shape[1], d, d))
-    raw[:, upper[0], upper[1]] = pair_sums.T
-    raw[:, upper[1], upper[0]] = pair_sums.T
-    return raw
+        return symmetric_from_pairs(pair_sums.sum(axis=1), plan.pairs)
+    return symmetric_from_pairs(pair_sums.T, plan.pairs)
 
 
 def _stats(plan: FeaturePlan, acc: np.ndarray, sums: np.ndarray) -> SufficientStats | None:
