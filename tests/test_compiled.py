@@ -60,13 +60,14 @@ class _TileSpy:
     """Counts the compiled kernel's calls and the tiles it left to numpy."""
 
     def __init__(self, monkeypatch):
-        self.calls, self.skipped = 0, 0
+        self.calls, self.skipped, self.dtypes = 0, 0, []
         real = compiled.quadratic_tiles
 
         def spy(*args):
             real(*args)
             self.calls += 1
             self.skipped += int(args[-1].sum())
+            self.dtypes.append(args[3].dtype.name)  # the products' (WT's)
 
         monkeypatch.setattr(compiled, "quadratic_tiles", spy)
 
@@ -282,13 +283,15 @@ def test_float32_products_keep_the_statistics_close(cov_type, offset, monkeypatc
 
 
 @pytest.mark.parametrize("cov_type", ["full", "diag"])
-def test_float32_leaves_tiles_beyond_its_bound_to_float64(cov_type, monkeypatch):
+def test_float32_leaves_tiles_beyond_its_bound_to_compiled_float64(cov_type, monkeypatch):
     # components at 30 standard deviations from one another: rows far from the
     # chunk's centre have float32 expansions too coarse, and go to float64
     estep = _mixture(cov_type, seed=14, far=30.0)
     X = _rows(estep, 4000, seed=15)
     spy = _TileSpy(monkeypatch)
     fast = chunk_stats(X, _float32(estep))
+    # the tiles float32 declined are computed again, compiled, in float64
+    assert spy.dtypes == ["float32", "float64"]
     assert 0 < spy.skipped <= -(-4000 // compiled.TILE)
     exact = _numpy_stats(monkeypatch, X, estep)
     np.testing.assert_allclose(fast.nk, exact.nk, rtol=1e-5, atol=1e-3)

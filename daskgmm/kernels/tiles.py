@@ -182,7 +182,10 @@ _PLANS = {
 
 
 def chunk_stats(X, responsibilities, sample_weight, chunk_index: int, step: int):
-    """A chunk's statistics by the compiled kernel, the tiles it declines by numpy.
+    """A chunk's statistics by the compiled kernel, what it declines by numpy.
+
+    Under ``compute_dtype='float32'`` the rows float32 declines (its error bound,
+    or moments that would cancel) are first computed compiled in float64.
 
     Parameters
     ----------
@@ -192,7 +195,7 @@ def chunk_stats(X, responsibilities, sample_weight, chunk_index: int, step: int)
     chunk_index : int
     step : int
         Rows of the chunk's first block, whose finite rows' mean centres the chunk
-        (as in the numpy kernels).
+        (as in the numpy kernels), and the most rows the numpy kernels take at once.
 
     Returns
     -------
@@ -200,44 +203,62 @@ def chunk_stats(X, responsibilities, sample_weight, chunk_index: int, step: int)
         None when the numpy kernels must do the chunk: its first block has no
         finite row, or its diagonal moments cancel too far.
     """
-    from .compiled import TILE, quadratic_tiles
-
     X = np.asarray(X)
     shift = blocks.finite_shift(np.asarray(X[:step], dtype=np.float64))
     if shift is None:
         return None
-    plan = _PLANS[responsibilities.covariance_type](
-        responsibilities.log_density, shift, responsibilities.compute_dtype
-    )
-    acc = np.zeros(plan.WT.shape)
-    sums = np.zeros(3)
-    skipped = np.zeros(-(-X.shape[0] // TILE), dtype=np.bool_)
-    weights = np.empty(0) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    weights = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     rows = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
-    quadratic_tiles(
-        rows, weights, plan.shift, plan.WT, *plan.pairs, plan.bound_terms, plan.tolerance,
-        acc, sums, skipped,
-    )  # fmt: skip
-    out = _stats(plan, acc, sums)
+    dtype = responsibilities.compute_dtype
+    out, left = _compiled_pass(rows, weights, shift, responsibilities, dtype)
+    if dtype == np.float32 and (out is None or left.any()):
+        left = np.ones(len(rows), dtype=bool) if out is None else left
+        more, still = _compiled_pass(
+            rows[left], None if weights is None else weights[left], shift, responsibilities,
+            np.dtype(np.float64),
+        )  # fmt: skip
+        if more is None:
+            return None
+        out = more if out is None else out.merge(more)
+        left[np.flatnonzero(left)[~still]] = False
     if out is None:
         return None
-    return _merge_declined(out, X, weights, skipped, TILE, shift, responsibilities, chunk_index)
+    return _merge_declined(out, rows, weights, left, step, shift, responsibilities, chunk_index)
 
 
-def _merge_declined(out, X, weights, skipped, tile, shift, responsibilities, chunk_index):
-    """Merge into ``out`` the tiles the compiled kernel declined, computed row-major."""
-    if not skipped.any():
+def _compiled_pass(rows, weights, shift, responsibilities, dtype):
+    """``(statistics or None, mask of the rows declined)`` of one compiled call."""
+    from .compiled import TILE, quadratic_tiles
+
+    plan = _PLANS[responsibilities.covariance_type](responsibilities.log_density, shift, dtype)
+    acc = np.zeros(plan.WT.shape)
+    sums = np.zeros(3)
+    skipped = np.zeros(-(-rows.shape[0] // TILE), dtype=np.bool_)
+    quadratic_tiles(
+        rows, np.empty(0) if weights is None else weights, plan.shift, plan.WT, *plan.pairs,
+        plan.bound_terms, plan.tolerance, acc, sums, skipped,
+    )  # fmt: skip
+    return _stats(plan, acc, sums), np.repeat(skipped, TILE)[: rows.shape[0]]
+
+
+def _merge_declined(out, rows, weights, left, step, shift, responsibilities, chunk_index):
+    """Merge into ``out`` the rows the compiled kernel declined, computed row-major in
+    runs of consecutive rows of at most ``step``."""
+    if not left.any():
         return out
     assign = responsibilities.for_chunk(chunk_index)
     workspace = Workspace()
     n_bad = 0
-    for t in np.flatnonzero(skipped):
-        start = int(t) * tile
-        rows = X[start : start + tile]
-        tile_weights = None if weights.shape[0] == 0 else weights[start : start + tile]
-        block = blocks.general_block(rows, tile_weights, shift, assign, out, start, workspace)
-        n_bad += block.n_bad
-        out = out.merge(block)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], left.view(np.int8), [0]])))
+    for run_start, run_stop in zip(edges[::2], edges[1::2], strict=True):
+        for start in range(int(run_start), int(run_stop), step):
+            stop = min(start + step, int(run_stop))
+            block_weights = None if weights is None else weights[start:stop]
+            block = blocks.general_block(
+                rows[start:stop], block_weights, shift, assign, out, start, workspace
+            )
+            n_bad += block.n_bad
+            out = out.merge(block)
     if n_bad:
         out.bad_chunks = {chunk_index: n_bad}
     return out
