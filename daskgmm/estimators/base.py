@@ -18,12 +18,13 @@ from sklearn.utils import check_random_state
 from ..engine.compute import compute
 from ..engine.passes import map_rows
 from ..engine.rows import as_dask_array
-from ..io import is_source, open_rows
+from ..io import is_source, rows_for_model
 from ..kernels.checks import (
     check_data_shape,
     check_feature_count,
     check_feature_names,
     check_is_fitted,
+    check_numpy_data,
 )
 from ..kernels.covariance import n_parameters, precisions_from_cholesky
 from ..kernels.density import (
@@ -102,12 +103,14 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         self.precisions_ = precisions_from_cholesky(self.precisions_cholesky_, self.covariance_type)
         self.n_features_in_ = self.means_.shape[1]
 
-    def _record_feature_names(self, names) -> None:
-        """``feature_names_in_`` from a fit's input (removed when it had none)."""
-        if names is None:
-            self.__dict__.pop("feature_names_in_", None)
-        else:
-            self.feature_names_in_ = names
+    def _record_feature_names(self, names, feature_dim=None) -> None:
+        """``feature_names_in_`` and ``feature_dim_`` from a fit's input (each
+        removed when the input had none)."""
+        for attribute, value in (("feature_names_in_", names), ("feature_dim_", feature_dim)):
+            if value is None:
+                self.__dict__.pop(attribute, None)
+            else:
+                setattr(self, attribute, value)
 
     def _get_parameters(self) -> tuple:
         return self.weights_, self.means_, self.covariances_, self.precisions_cholesky_
@@ -128,7 +131,8 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         """Validate X against the fit; return it as numpy or as a row-chunked dask array.
 
         Stores, zarr arrays and xarray objects (see ``daskgmm.io``) come back as
-        their rows, a dask array.
+        their rows, a dask array: read on the model's feature dimension, their
+        features in the model's order by label (``daskgmm.io.rows_for_model``).
         """
         return self._prediction_input(X, names=False)[0]
 
@@ -139,17 +143,17 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         view = None
         if is_source(X):
-            view = open_rows(X)
+            view = rows_for_model(self, X)
             X = view.data
         elif names:
             check_feature_names(self, X)
+        name = type(self).__name__
         if isinstance(X, da.Array):
             check_data_shape(X.shape, X.dtype)
-            check_feature_count(X.shape[1], self.n_features_in_)
+            check_feature_count(X.shape[1], self.n_features_in_, name)
             return as_dask_array(X), view
-        X = np.asarray(X)
-        check_data_shape(X.shape, X.dtype)
-        check_feature_count(X.shape[1], self.n_features_in_)
+        X = check_numpy_data(X, estimator=self)  # scikit-learn's check_array
+        check_feature_count(X.shape[1], self.n_features_in_, name)
         return X, view
 
     def _apply_rows(self, X, row_func, n_columns, dtype, name=None, names=True):
@@ -314,7 +318,10 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1 to draw samples, got {n_samples}.")
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at "
+                "least one sample; pass n_samples >= 1."
+            )
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
         parts = _DRAW[self.covariance_type](rng, self.means_, self.covariances_, counts)

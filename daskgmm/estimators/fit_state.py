@@ -19,7 +19,7 @@ from .em import EMRun
 UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
 #: Parameters added after checkpoints existed: left out of the fingerprint at these
 #: defaults, so that a checkpoint written before them still resumes.
-LATER_DEFAULTS = {"compute_dtype": "float64"}
+LATER_DEFAULTS = {"compute_dtype": "float64", "feature_dim": None}
 #: The arrays of a run's parameters, in ``EMRun.params`` order.
 RUN_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
 

@@ -16,13 +16,13 @@ from ..engine.init import InitialGuess, estimator_initial_parameters
 from ..engine.progress import ChunkProgress, FitProgress
 from ..engine.rows import RowChunks
 from ..io import training_data_fingerprint
-from ..kernels.checks import check_feature_count, feature_names_of
+from ..kernels.checks import check_feature_count
 from ..kernels.mstep import m_step
 from ..kernels.params import validate_parameters
 from .base import BaseGaussianMixture
 from .em import EMRun, Initialisations, LoopSettings, best_of_initialisations, run_em
 from .fit_state import open_checkpoint, pack_run, unpack_run
-from .inputs import fit_rows
+from .inputs import fit_rows, training_input
 from .registry import StoredModel, register_model
 from .session import report_of, verbose_logging
 
@@ -89,6 +89,13 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         log-density, and chunks whose moments would lose float32's digits, are
         computed in float64.  Measured against 'float64' on the benchmark data:
         see the README.  Fits that must match scikit-learn to 1e-7 keep the default.
+    feature_dim : str, optional
+        The dimension of named input (xarray objects, Zarr stores with dimension
+        names) that holds the features.  Default: the one dimension called
+        band(s), channel(s), feature(s) or variable(s); other named input is
+        refused, listing its dimensions (unnamed arrays: the last axis).  The
+        fitted model remembers it (``feature_dim_``): later calls find it by name
+        wherever it lies, and take the features by label in the fitted order.
 
     Attributes
     ----------
@@ -105,6 +112,11 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
     lower_bounds_ : list of float
         The lower bound at every iteration of the best run.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str (object), shape (n_features_in_,)
+        A DataFrame's string column names, or the string labels of the feature
+        dimension of xarray input; absent when the input had none.
+    feature_dim_ : str
+        The dimension that held the features of named input; absent otherwise.
     training_data_ : dict
         Fingerprint of the data of the last ``fit`` (store location, shapes,
         chunks, dtypes, modification state; see
@@ -142,6 +154,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         split_every=None,
         nan_policy="raise",
         compute_dtype="float64",
+        feature_dim=None,
         progress=False,
         scheduler=None,
     ):
@@ -164,6 +177,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         self.split_every = split_every
         self.nan_policy = nan_policy
         self.compute_dtype = compute_dtype
+        self.feature_dim = feature_dim
         self.progress = progress
         self.scheduler = scheduler
 
@@ -193,15 +207,14 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         -------
         self : GaussianMixture
         """
-        names = feature_names_of(X)
         with (
             verbose_logging(logger, self.verbose),
             single_threaded_blas(),
             using_scheduler(self.scheduler),
             report_of(performance_report, self.scheduler),
         ):
-            training_data = self._fit(X, sample_weight, checkpoint)
-        self._record_feature_names(names)
+            training_data, names, feature_dim = self._fit(X, sample_weight, checkpoint)
+        self._record_feature_names(names, feature_dim)
         self.training_data_ = training_data
         return self
 
@@ -216,16 +229,17 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         self.fit(X, sample_weight=sample_weight)
         return self.predict(X)
 
-    def _fit(self, X, sample_weight, checkpoint=None) -> dict:
+    def _fit(self, X, sample_weight, checkpoint=None) -> tuple:
         """Fit; returns the training data's fingerprint (taken once, for the
-        checkpoint and for ``training_data_``)."""
+        checkpoint and for ``training_data_``), its feature names and dimension."""
         validate_parameters(self.get_params())
-        rows = fit_rows(X, sample_weight, self.chunk_rows, self.n_components)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        source, names, feature_dim = training_input(self, X, continuing=not do_init)
+        rows = fit_rows(source, sample_weight, self.chunk_rows, self.n_components)
         training_data = training_data_fingerprint(X)
         guess = InitialGuess.from_estimator(self, rows.n_features)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
-            check_feature_count(rows.n_features, self.n_features_in_)
+            check_feature_count(rows.n_features, self.n_features_in_, type(self).__name__)
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         logger.info(
@@ -244,7 +258,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
                 return EMRun(self._get_parameters(), self.lower_bound_)
             return EMRun(estimator_initial_parameters(self, rows, guess, random_state), -np.inf)
 
-        bar = FitProgress(n_init * self.max_iter, label="EM") if self.progress else None
+        bar = FitProgress(self.max_iter, n_init=n_init, tol=self.tol) if self.progress else None
         with ChunkProgress(bar) if bar else nullcontext():
             best = best_of_initialisations(
                 start,
@@ -254,9 +268,11 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
                 finished=lambda best: self._save(saver, n_init, None, best),
             )
         if bar:
-            bar.close("converged" if best.converged else "not converged")
+            state = "converged" if best.converged else "not converged"
+            best_of = f", the best of {n_init} initialisations" if n_init > 1 else ""
+            bar.close(f"{state} after {best.n_iter} iterations{best_of}")
         self._keep(best)
-        return training_data
+        return training_data, names, feature_dim
 
     def _iterate(self, rows: RowChunks, run: EMRun, bar, saver, init: int, best) -> None:
         """EM iterations of one initialisation, checkpointed after each."""
@@ -268,6 +284,8 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
             logger=logger,
         )
         steps = itertools.repeat(None, max(self.max_iter - run.n_iter, 0))
+        if bar is not None:
+            bar.start_init(init, run.n_iter)
         run_em(self, rows, run, steps, settings, lambda r: self._save(saver, init, r, best), bar)
 
     def _keep(self, best: EMRun) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..engine.rows import RowChunks, prepare_rows
-from ..io import is_source, open_rows
+from ..io import is_source, open_rows, rows_for_model
+from ..kernels.checks import feature_names_of
 
 
 def fit_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> RowChunks:
@@ -12,8 +15,8 @@ def fit_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> Row
     Parameters
     ----------
     X : array-like, dask array, or a source :func:`daskgmm.io.open_rows` opens
-        (a Zarr store path or URL, a ``zarr.Array``, an xarray object with the
-        features on its last dimension, a ``RowView``).
+        (a Zarr store path or URL, a ``zarr.Array``, an xarray object, a
+        ``RowView``; see :func:`training_input` for the feature dimension).
     sample_weight : array-like or dask array of shape (n_samples,), optional
     chunk_rows : int or 'auto'
         Rows per chunk for in-memory input.
@@ -27,3 +30,37 @@ def fit_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> Row
     if is_source(X):
         X = open_rows(X).data
     return prepare_rows(X, sample_weight, chunk_rows, n_components)
+
+
+def training_input(model, X, continuing: bool) -> tuple:
+    """What a fit reads from ``X``, and the feature names and dimension it records.
+
+    Parameters
+    ----------
+    model : estimator
+        Its ``feature_dim`` parameter names the feature dimension of named input.
+    X : array-like, dask array or a source
+    continuing : bool
+        Whether the fit continues a fitted model (warm start, ``partial_fit``):
+        sources are then read on the model's feature dimension, their features
+        taken by label in the model's order
+        (:func:`daskgmm.io.rows_for_model`).
+
+    Returns
+    -------
+    X : the input, or for a source its ``RowView``
+    names : ndarray of str (object) or None
+        DataFrame column names, or the string labels of a source's features.
+    feature_dim : str or None
+        The dimension of a named source that held the features.
+    """
+    if not is_source(X):
+        return X, feature_names_of(X), None
+    if continuing:
+        view = rows_for_model(model, X)
+    else:
+        view = open_rows(X, feature_dim=getattr(model, "feature_dim", None))
+    labels = view.feature_names
+    if labels is None or not all(isinstance(n, str) for n in labels):
+        return view, None, view.feature_dim
+    return view, np.asarray(labels, dtype=object), view.feature_dim

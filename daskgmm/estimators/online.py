@@ -19,15 +19,15 @@ from ..engine.init import InitialGuess, estimator_initial_parameters
 from ..engine.passes import run_pass
 from ..engine.progress import FitProgress
 from ..engine.rows import RowChunks
-from ..io import training_data_fingerprint
-from ..kernels.checks import check_feature_count, check_feature_names, feature_names_of
+from ..io import is_source, training_data_fingerprint
+from ..kernels.checks import check_feature_count, check_feature_names
 from ..kernels.mstep import m_step
 from ..kernels.params import validate_parameters
 from . import online_state
 from .base import BaseGaussianMixture
 from .em import EMRun, LoopSettings, run_em
 from .fit_state import open_checkpoint
-from .inputs import fit_rows
+from .inputs import fit_rows, training_input
 from .registry import StoredModel, register_model
 from .session import computing, report_of
 from .stepwise import CHUNKS_PER_BATCH, blend, mini_batches, step_size, warm_up_rows
@@ -79,15 +79,16 @@ init_sample_size, chunk_rows, split_every
     nan_policy, scheduler
         As for :class:`daskgmm.GaussianMixture`: 'omit' leaves rows with NaN/inf
         out of every mini-batch (no extra pass); ``scheduler`` picks where to compute.
-    compute_dtype : {'float64', 'float32'}, default='float64'
-        As for :class:`daskgmm.GaussianMixture`.
+    compute_dtype, feature_dim
+        As for :class:`daskgmm.GaussianMixture` (default 'float64', None).
     progress : bool, default=False
         One line on stderr over the mini-batches: batches done, the running mean
         log-likelihood and its change, and the share of the current batch's chunks.
 
     Attributes
     ----------
-    weights_, means_, covariances_, precisions_, precisions_cholesky_, n_features_in_
+    weights_, means_, covariances_, precisions_, precisions_cholesky_, n_features_in_,
+    feature_names_in_, feature_dim_
         As for :class:`daskgmm.GaussianMixture`.
     lower_bound_ : float
         The running mean log-likelihood: the mini-batches' mean log-likelihoods
@@ -130,6 +131,7 @@ init_sample_size, chunk_rows, split_every
         split_every=None,
         nan_policy="raise",
         compute_dtype="float64",
+        feature_dim=None,
         progress=False,
         scheduler=None,
     ):
@@ -152,6 +154,7 @@ init_sample_size, chunk_rows, split_every
         self.split_every = split_every
         self.nan_policy = nan_policy
         self.compute_dtype = compute_dtype
+        self.feature_dim = feature_dim
         self.progress = progress
         self.scheduler = scheduler
 
@@ -260,18 +263,18 @@ init_sample_size, chunk_rows, split_every
         -------
         self : OnlineGaussianMixture
         """
-        names = feature_names_of(X)
         with report_of(performance_report, self.scheduler):
-            training_data = self._fit(X, sample_weight, checkpoint)
-        self._record_feature_names(names)
+            training_data, names, feature_dim = self._fit(X, sample_weight, checkpoint)
+        self._record_feature_names(names, feature_dim)
         self.training_data_ = training_data
         return self
 
-    def _fit(self, X, sample_weight, checkpoint) -> dict:
+    def _fit(self, X, sample_weight, checkpoint) -> tuple:
         """Fit; returns the training data's fingerprint (taken once, for the
-        checkpoint and for ``training_data_``)."""
+        checkpoint and for ``training_data_``), its feature names and dimension."""
         validate_parameters(self.get_params())
-        rows = self._rows(X, sample_weight, self.n_components)
+        source, names, feature_dim = training_input(self, X, continuing=False)
+        rows = self._rows(source, sample_weight, self.n_components)
         training_data = training_data_fingerprint(X)
         random_state = check_random_state(self.random_state)
         chunk_rows = rows.array.chunks[0]
@@ -289,7 +292,7 @@ init_sample_size, chunk_rows, split_every
                 self._batch_em_pass(rows)
                 online_state.save_checkpoint(self, saver, self.max_passes + 2, None, 0)
         self.n_passes_ = self.max_passes + int(self.final_batch_pass)
-        return training_data
+        return training_data, names, feature_dim
 
     def _schedule(self, rows: RowChunks, random_state, place: tuple, position: list):
         """The mini-batches (chunk indices) of the passes left, from ``place`` =
@@ -340,19 +343,19 @@ init_sample_size, chunk_rows, split_every
         """
         validate_parameters(self.get_params())
         first = not hasattr(self, "n_batches_seen_")
-        names = feature_names_of(X)
-        if not first:
+        source, names, feature_dim = training_input(self, X, continuing=not first)
+        if not first and not is_source(X):
             check_feature_names(self, X)
-        rows = self._rows(X, sample_weight, self.n_components if first else None)
+        rows = self._rows(source, sample_weight, self.n_components if first else None)
         if not first:
-            check_feature_count(rows.n_features, self.n_features_in_)
+            check_feature_count(rows.n_features, self.n_features_in_, type(self).__name__)
         batches = mini_batches(np.arange(rows.n_chunks), rows.array.chunks[0], self.batch_size)
         with self._computing(len(batches)):
             if first:
                 self._initialise(rows, check_random_state(self.random_state))
             self._run(rows, batches)
         if first:
-            self._record_feature_names(names)
+            self._record_feature_names(names, feature_dim)
         self.training_data_ = training_data_fingerprint(X)
         return self
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dask.array as da
 import numpy as np
@@ -29,12 +29,15 @@ class RowView:
     is_xarray : bool
         Whether predictions come back as DataArrays.
     feature_names : list or None
+        The labels of the features (the feature dimension's coordinate).
     attrs : dict
         The source's attributes.
     source : dict or None
         Where the rows were read from, for stores opened by path or URL:
         ``{"location": ..., "variables": ...}`` (recorded in saved models'
         training-data fingerprints).
+    feature_dim : str or None
+        The dimension that held the features (None for unnamed and 1-D data).
     """
 
     data: da.Array
@@ -45,6 +48,7 @@ class RowView:
     feature_names: list | None = None
     attrs: dict = field(default_factory=dict)
     source: dict | None = None
+    feature_dim: str | None = None
 
     @property
     def sample_shape(self) -> tuple:
@@ -89,3 +93,42 @@ class RowView:
             dims += ("component",)
             coords["component"] = np.arange(values.shape[1])
         return xr.DataArray(out, dims=dims, coords=coords, name=name, attrs=attrs or {})
+
+    def in_feature_order(self, names) -> RowView:
+        """The same rows with their features taken by label in the order of ``names``.
+
+        Lazy (a column selection of ``data``).  Returned as is when the features
+        have no string labels.
+
+        Parameters
+        ----------
+        names : sequence of str
+            The labels wanted, in order (a model's ``feature_names_in_``).
+
+        Raises
+        ------
+        ValueError
+            Naming the labels that are missing and those that are not in ``names``.
+        """
+        given = self.feature_names
+        if given is None or not all(isinstance(n, str) for n in given):
+            return self
+        names = [str(n) for n in names]
+        if given == names:
+            return self
+        missing = [n for n in names if n not in given]
+        extra = [n for n in given if n not in names]
+        if missing or extra or len(set(given)) != len(given):
+            found = [
+                f"{title} {labels}"
+                for title, labels in (("missing", missing), ("not seen at fit time", extra))
+                if labels
+            ]
+            dim = self.feature_dim or "band"
+            raise ValueError(
+                f"The features along {dim!r} do not match those the model was fitted with, "
+                f"{names}: {'; '.join(found) or f'labels repeated in {given}'}; select "
+                f"them by label, e.g. X.sel({dim}={names})."
+            )
+        index = [given.index(n) for n in names]
+        return replace(self, data=self.data[:, index], feature_names=names)

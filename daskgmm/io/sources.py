@@ -60,7 +60,11 @@ def open_rows(
         contributes its slices along it.
     feature_dim : str, optional
         The dimension holding the features; every other dimension is a sample
-        dimension.  Default: the last dimension (for 1-D data, one feature).
+        dimension.  Default: for unnamed data (numpy, dask, Zarr arrays without
+        dimension names) the last axis; for named data the one dimension called
+        band(s), channel(s), feature(s) or variable(s), and a ValueError listing
+        the dimensions when there is no such one dimension; 1-D data are one
+        feature.  See :mod:`daskgmm.io.feature_dim`.
     feature_axis : int, optional
         The same by position, for unnamed arrays.
     chunks : optional
@@ -78,27 +82,75 @@ def open_rows(
     -------
     RowView
     """
+    return _open(
+        source, variables, feature_dim, feature_axis, chunks, fill_value, storage_options, None
+    )
+
+
+def _open(source, variables, feature_dim, feature_axis, chunks, fill, storage_options, model_dim):
+    """:func:`open_rows`; ``model_dim``: the feature dimension of the model the rows
+    are read for (see :mod:`.feature_dim`)."""
     if isinstance(source, RowView):
         return source
     if isinstance(source, (str, os.PathLike)):
         return open_store(
-            source, variables, storage_options, chunks, feature_dim, feature_axis, fill_value
+            source, variables, storage_options, chunks, feature_dim, feature_axis, fill, model_dim
         )
+    named = (feature_dim, feature_axis)
     module = type(source).__module__
     if module.startswith("zarr"):
         zarr = _zarr()
         if isinstance(source, zarr.Group):
-            return from_group(source, variables, chunks, feature_dim, feature_axis, fill_value)
-        return from_zarr_array(source, chunks, feature_dim, feature_axis, fill_value)
+            return from_group(source, variables, chunks, *named, fill, None, model_dim)
+        return from_zarr_array(source, chunks, *named, fill, model_dim)
     if module.startswith("xarray"):
         xr = _xarray()
         if isinstance(source, xr.Dataset):
-            return from_dataset(source, variables, feature_dim, feature_axis, fill_value)
+            return from_dataset(source, variables, *named, fill, model_dim)
         if isinstance(source, xr.DataArray):
-            return from_dataarray(source, feature_dim, feature_axis, fill_value)
+            return from_dataarray(source, *named, fill, model_dim)
     array = source if isinstance(source, da.Array) else da.asarray(np.asarray(source))
     check_numeric(array.dtype, "X")
     dims = tuple(f"dim_{i}" for i in range(array.ndim))
     axis = find_feature_axis(dims, None, feature_axis, "X")
-    values = [] if fill_value in (None, "auto") else [fill_value]
+    values = [] if fill in (None, "auto") else [fill]
     return row_view_of(as_float_masked(array, values), dims, axis)
+
+
+def rows_for_model(
+    model,
+    source,
+    variables: str | Sequence[str] | None = None,
+    *,
+    feature_dim: str | None = None,
+    fill_value: Any = "auto",
+    storage_options: dict | None = None,
+) -> RowView:
+    """The rows of ``source`` for a fitted model: on its feature dimension, in its order.
+
+    The feature dimension is ``feature_dim`` if given, else the model's
+    ``feature_dim`` parameter, else the one it was fitted on (``feature_dim_``),
+    found by name wherever it lies in ``source``; unnamed sources give their last
+    axis.  When the model has ``feature_names_in_`` and the source labels its
+    features, the features are taken by label in the model's order (lazily).
+
+    Parameters
+    ----------
+    model : fitted estimator
+    source, variables, feature_dim, fill_value, storage_options
+        As for :func:`open_rows`.
+
+    Returns
+    -------
+    RowView
+
+    Raises
+    ------
+    ValueError
+        When the source lacks the model's feature dimension, or labels that are
+        missing or were not seen at fit time (naming them).
+    """
+    model_dim = getattr(model, "feature_dim", None) or getattr(model, "feature_dim_", None)
+    view = _open(source, variables, feature_dim, None, None, fill_value, storage_options, model_dim)
+    names = getattr(model, "feature_names_in_", None)
+    return view if names is None else view.in_feature_order(list(names))

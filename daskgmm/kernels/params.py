@@ -63,6 +63,11 @@ def _random_state(name, value):
         )
 
 
+def _optional_string(name, value):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be None or a string (a dimension name), got {value!r}.")
+
+
 def _anything(name, value):
     return None
 
@@ -107,6 +112,7 @@ PARAMETER_CONSTRAINTS: dict[str, Callable] = {
     "scheduler": _anything,  # whatever dask.compute(scheduler=...) accepts
     "nan_policy": _one_of(NAN_POLICIES),
     "compute_dtype": _one_of(COMPUTE_DTYPES),
+    "feature_dim": _optional_string,  # the dimension of named (xarray, Zarr) input
     # stepwise (online) EM
     "max_passes": _integer(1),
     "batch_size": _integer(1),
