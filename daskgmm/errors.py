@@ -1,4 +1,9 @@
-"""Every exception daskgmm raises of its own, in one module that imports nothing.
+"""Every exception daskgmm raises of its own, in one module.
+
+:class:`NotFittedError` subclasses scikit-learn's (an ``except
+sklearn.exceptions.NotFittedError`` catches it).  It is made on first use
+(:func:`__getattr__`): importing scikit-learn costs a process about 90 MB, and
+the chunk tasks that dask workers run import this module but never need it.
 
 Each error's message says what to change.  The classes are re-exported where
 users meet them (``daskgmm.cluster.SchedulerConnectionError``,
@@ -15,8 +20,35 @@ class SingularCovarianceError(ValueError):
     """A covariance estimate is not positive definite."""
 
 
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit``; same bases as scikit-learn's."""
+class DataScaleError(ValueError):
+    """The data's values are so large that their squares overflow float64."""
+
+
+class DataReadError(ValueError):
+    """A chunk of the input cannot be read (damaged) or is missing; names store and chunk."""
+
+
+def _not_fitted_error() -> type:
+    import sklearn.exceptions
+
+    class NotFittedError(sklearn.exceptions.NotFittedError):
+        """The estimator is used before ``fit``.
+
+        A subclass of scikit-learn's ``NotFittedError`` (so also of ``ValueError``
+        and ``AttributeError``): code that catches scikit-learn's catches it.
+        """
+
+    NotFittedError.__module__ = __name__
+    NotFittedError.__qualname__ = "NotFittedError"
+    return NotFittedError
+
+
+def __getattr__(name: str):
+    """``NotFittedError``, made (and kept) on first use; see the module docstring."""
+    if name == "NotFittedError":
+        globals()[name] = error = _not_fitted_error()
+        return error
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- #
@@ -28,6 +60,10 @@ class ModelFileError(ValueError):
 
 class CheckpointMismatchError(ValueError):
     """The checkpoint belongs to another fit (other parameters or other data)."""
+
+
+class DiskFullError(OSError):
+    """An output could not be written: no space left on the device (``errno.ENOSPC``)."""
 
 
 # --------------------------------------------------------------------------- #

@@ -49,6 +49,15 @@ FORBIDDEN = {
     "daskgmm.pipeline": ("distributed",),
 }
 
+#: (layer, third-party package) -> the only modules of that layer that may import it, and why.
+ONLY_IN = {
+    ("daskgmm.kernels", "sklearn"): (
+        ("daskgmm.kernels.checks",),
+        "the data and fitted-state checks use scikit-learn's own validators "
+        "(check_array, check_is_fitted); the computing kernels stay numpy/scipy",
+    ),
+}
+
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 #: module -> why it may be longer than MAX_MODULE_LINES.
@@ -139,6 +148,10 @@ def layering_problems(package_dir: Path) -> list[str]:
             if name == prefix or name.startswith(prefix + "."):
                 for lib in sorted(external & set(banned)):
                     problems.append(f"{name} imports {lib}, which {prefix} must not")
+        for (prefix, lib), (allowed, _why) in ONLY_IN.items():
+            inside = name == prefix or name.startswith(prefix + ".")
+            if inside and lib in external and name not in allowed:
+                problems.append(f"{name} imports {lib}, which in {prefix} only {allowed} may")
     problems += [f"import circle: {' -> '.join(c)}" for c in _cycles(graph)]
     return problems
 
@@ -192,6 +205,7 @@ def test_every_module_belongs_to_a_layer():
         ("kernels/stats.py", "from ..estimators import GaussianMixture", "upward import"),
         ("engine/rows.py", "from ..io import open_rows", "upward import"),
         ("kernels/mstep.py", "import dask.array", "daskgmm.kernels.mstep imports dask"),
+        ("kernels/density.py", "import sklearn.utils", "daskgmm.kernels.density imports sklearn"),
         ("io/row_view.py", "from . import sources", "import circle"),
         ("datasets.py", "from ._engine import compute", "missing module"),
     ],
@@ -241,3 +255,22 @@ def test_kernels_import_without_dask_in_a_fresh_interpreter():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_chunk_tasks_import_no_scikit_learn():
+    """What a dask worker imports to run a pass's chunk tasks (the kernels, the pass,
+    the Zarr readers, the errors) leaves scikit-learn out: it would cost every worker
+    about 90 MB of its memory limit.  Using ``NotFittedError`` loads it."""
+    import subprocess
+
+    names = [n for n in modules_of(PACKAGE_DIR) if n.startswith("daskgmm.kernels")]
+    names += ["daskgmm.errors", "daskgmm.engine.passes", "daskgmm.io.readers"]
+    code = (
+        f"import sys, importlib\nfor n in {names!r}: importlib.import_module(n)\n"
+        "print('sklearn' in sys.modules)\n"
+        "from daskgmm.errors import NotFittedError\n"
+        "import sklearn.exceptions\n"
+        "print(issubclass(NotFittedError, sklearn.exceptions.NotFittedError))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

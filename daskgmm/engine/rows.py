@@ -17,6 +17,7 @@ import numpy as np
 
 from ..kernels.checks import (
     check_data_shape,
+    check_numpy_data,
     check_sample_weight_shape,
     check_sample_weight_values,
 )
@@ -119,8 +120,7 @@ def as_dask_array(X, chunk_rows="auto") -> da.Array:
     dask.array.Array
     """
     if not isinstance(X, da.Array):
-        X = np.asarray(X)
-        check_data_shape(X.shape, X.dtype)
+        X = check_numpy_data(X)
         if chunk_rows == "auto":
             chunk_rows = auto_chunk_rows(X.shape[0], X.shape[1], X.dtype.itemsize)
         X = _views_as_dask(X, chunk_rows)
@@ -147,9 +147,10 @@ def prepare_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) ->
     -------
     RowChunks
     """
-    if not isinstance(X, da.Array):
-        X = np.asarray(X)
-    check_data_shape(X.shape, X.dtype, n_components)
+    if isinstance(X, da.Array):
+        check_data_shape(X.shape, X.dtype, n_components)
+    else:
+        X = check_numpy_data(X, n_components=n_components)  # scikit-learn's check_array
     array = as_dask_array(X, chunk_rows)
     blocks = list(array.to_delayed().ravel())
     weights = None

@@ -3,8 +3,10 @@ zarr, xarray or distributed.
 
 ============================  =====================================================
 ``params``                    every estimator parameter's constraint
-``checks``                    data, weights, initial parameters, fitted state
+``checks``                    data, weights, initial parameters, fitted state (with
+                              scikit-learn's validators, the one import beyond scipy)
 ``nan_policy``                what rows with NaN/inf do, in fitting and predicting
+``scale``                     data too large for float64's squares, named with the cure
 ``covariance``                the shape table and precision algebra per covariance type
 ``density``                   log-densities of row blocks, softmax, per-row answers
 ``quadratic``                 the 'full'/'tied' E-step as two matrix products

@@ -1,8 +1,15 @@
-"""Checks of data, sample weights, initial parameters and fitted state (numpy only).
+"""Checks of data, sample weights, initial parameters and fitted state.
 
-Array checks here see numpy arrays or array metadata (shape, dtype); anything
-that needs the data itself is checked during the first pass over it.  Messages
-say what to change.
+In-memory data go through scikit-learn's own validators
+(``sklearn.utils.validation.check_array``, ``check_is_fitted``), so they are
+converted and refused as scikit-learn does (sparse input, complex numbers,
+object arrays of numbers).  Dask arrays are checked on their metadata only
+(shape, dtype) with the same wording; anything that needs the data itself is
+checked during the first pass over it.  Messages say what to change, in
+scikit-learn's words where it has them.  (scikit-learn's validators are the one
+non-numpy/scipy import of the kernels, here only, and imported where they are
+called: the chunk tasks on dask workers import this module for its sample-weight
+check, and scikit-learn would cost each worker about 90 MB.)
 """
 
 from __future__ import annotations
@@ -11,7 +18,6 @@ import warnings
 
 import numpy as np
 
-from ..errors import NotFittedError
 from .covariance import SHAPES
 
 
@@ -32,15 +38,21 @@ def check_data_shape(shape: tuple, dtype, n_components: int | None = None) -> No
     """
     if len(shape) != 2:
         hint = (
-            "use X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample"
-            if len(shape) == 1
-            else "flatten the sample dimensions into rows, e.g. X.reshape(-1, X.shape[-1])"
+            "Reshape your data: use X.reshape(-1, 1) for one feature or X.reshape(1, -1) "
+            "for one sample"
+            if len(shape) < 2
+            else "Flatten the sample dimensions into rows, e.g. X.reshape(-1, X.shape[-1])"
         )
         raise ValueError(
             f"Expected a 2-D array of shape (n_samples, n_features), got {len(shape)}-D "
-            f"with shape {shape}; {hint}."
+            f"with shape {shape}. {hint}."
         )
     dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: X has dtype {dtype}; pass real numbers, e.g. "
+            "X.real or abs(X)."
+        )
     if dtype.kind not in "biuf":
         raise ValueError(
             f"X has dtype {dtype}, which is not a real number type; convert it with "
@@ -53,7 +65,10 @@ def check_data_shape(shape: tuple, dtype, n_components: int | None = None) -> No
             "or build it with known chunks."
         )
     if n_features < 1:
-        raise ValueError(f"X has {n_features} features; at least one is required.")
+        raise ValueError(
+            f"Found array with {n_features} feature(s) (shape={tuple(shape)}) while a "
+            "minimum of 1 is required; pass data with at least one feature column."
+        )
     if n_components is not None and n_samples < max(n_components, 2):
         raise ValueError(
             f"Expected n_samples >= n_components (and at least 2 samples), but got "
@@ -62,12 +77,52 @@ def check_data_shape(shape: tuple, dtype, n_components: int | None = None) -> No
         )
 
 
-def check_feature_count(n_features: int, expected: int) -> None:
-    """Raise if data for predict/score has another feature count than the fit."""
+def check_numpy_data(X, estimator=None, n_components: int | None = None):
+    """In-memory data as a numpy array, validated by scikit-learn's ``check_array``.
+
+    Sparse input raises a TypeError (densify it with ``X.toarray()``), complex
+    numbers and strings a ValueError; object arrays of numbers and DataFrames
+    become numpy arrays.  NaN and infinite values pass: the ``nan_policy`` of
+    the pass decides about them.  Then :func:`check_data_shape`.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Not a dask array (its values would be read).
+    estimator : estimator, optional
+        Named in scikit-learn's messages.
+    n_components : int, optional
+        When fitting: the data need at least this many rows.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+        Of a numeric dtype (integers and booleans stay; objects become float64).
+    """
+    from sklearn.utils.validation import check_array
+
+    X = check_array(
+        X,
+        accept_sparse=False,
+        dtype="numeric",
+        ensure_all_finite=False,
+        allow_nd=True,
+        estimator=estimator,
+        input_name="X",
+    )
+    check_data_shape(X.shape, X.dtype, n_components)
+    return X
+
+
+def check_feature_count(n_features: int, expected: int, name: str = "the model") -> None:
+    """Raise if data for predict/score has another feature count than the fit.
+
+    ``name``: the estimator's class name, as scikit-learn's message has it.
+    """
     if n_features != expected:
         raise ValueError(
-            f"X has {n_features} features, but the model was fitted with {expected} "
-            "features; pass data with the same columns as at fit time."
+            f"X has {n_features} features, but {name} is expecting {expected} features "
+            "as input; pass data with the same columns as at fit time."
         )
 
 
@@ -156,59 +211,88 @@ def check_sample_weight_shape(shape: tuple, n_samples: int) -> None:
         )
 
 
+_NOT_FITTED = (
+    "This %(name)s instance is not fitted yet. Call 'fit' with appropriate arguments "
+    "before using this estimator."
+)
+
+
 def check_is_fitted(estimator) -> None:
-    """Raise :class:`NotFittedError` unless ``estimator`` has been fitted."""
-    if not hasattr(estimator, "means_"):
-        raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet; call 'fit' "
-            "(or 'partial_fit') with training data before using this method."
-        )
+    """Raise :class:`NotFittedError` unless ``estimator`` has been fitted.
+
+    scikit-learn's ``check_is_fitted`` on ``means_``, with its message (plus
+    ``partial_fit`` where the estimator has it); the error is daskgmm's
+    :class:`~daskgmm.errors.NotFittedError`, a subclass of scikit-learn's.
+    """
+    import sklearn.exceptions
+    import sklearn.utils.validation
+
+    from ..errors import NotFittedError
+
+    message = _NOT_FITTED
+    if hasattr(estimator, "partial_fit"):
+        message += " 'partial_fit' fits it too."
+    try:
+        sklearn.utils.validation.check_is_fitted(estimator, "means_", msg=message)
+    except sklearn.exceptions.NotFittedError as exc:
+        raise NotFittedError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- #
 # user-supplied initial parameters
 # --------------------------------------------------------------------------- #
+# Messages begin as scikit-learn's (``sklearn.mixture``) and then say what to change.
 def _as_float_array(value, name: str) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be an array of numbers.") from exc
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    return arr
+    from sklearn.utils.validation import check_array
+
+    # finiteness as scikit-learn checks it ("Input means_init contains NaN.")
+    return check_array(arr, ensure_2d=False, allow_nd=True, ensure_min_samples=0, input_name=name)
 
 
-def _check_shape(arr: np.ndarray, shape: tuple, name: str) -> None:
+def _check_shape(arr: np.ndarray, shape: tuple, label: str, name: str) -> None:
     if arr.shape != shape:
         raise ValueError(
-            f"{name} should have shape {shape} (from n_components and the data's "
-            f"n_features), but got {arr.shape}."
+            f"The parameter '{label}' should have the shape of {shape}, but got "
+            f"{arr.shape}; give {name} the shape {shape}, from n_components and the "
+            "data's n_features."
         )
 
 
 def check_initial_weights(weights, n_components: int) -> np.ndarray:
     """Validate ``weights_init``: shape (K,), in [0, 1], summing to 1."""
     arr = _as_float_array(weights, "weights_init")
-    _check_shape(arr, (n_components,), "weights_init")
+    _check_shape(arr, (n_components,), "weights", "weights_init")
     if np.any(arr < 0) or np.any(arr > 1):
         raise ValueError(
-            f"weights_init must lie in [0, 1], got min {arr.min():.5g}, max {arr.max():.5g}."
+            "The parameter 'weights' should be in the range [0, 1], but got min value "
+            f"{arr.min():.5f}, max value {arr.max():.5f}; weights_init are the initial "
+            "proportions of the components."
         )
     if abs(arr.sum() - 1.0) > 1e-8:
-        raise ValueError(f"weights_init must sum to 1, got {arr.sum():.10g}; divide it by its sum.")
+        raise ValueError(
+            "The parameter 'weights' should be normalized, but got sum(weights) = "
+            f"{arr.sum():.5f}; divide weights_init by its sum."
+        )
     return arr
 
 
 def check_initial_means(means, n_components: int, n_features: int) -> np.ndarray:
     """Validate ``means_init``: shape (K, D), finite."""
     arr = _as_float_array(means, "means_init")
-    _check_shape(arr, (n_components, n_features), "means_init")
+    _check_shape(arr, (n_components, n_features), "means", "means_init")
     return arr
 
 
 def _check_positive(arr: np.ndarray, covariance_type: str) -> None:
     if np.any(arr <= 0):
-        raise ValueError(f"precisions_init ('{covariance_type}') must be positive.")
+        raise ValueError(
+            f"'{covariance_type} precision' should be positive; precisions_init has "
+            f"{int(np.count_nonzero(arr <= 0))} values <= 0."
+        )
 
 
 def _check_spd(arr: np.ndarray, covariance_type: str) -> None:
@@ -216,10 +300,10 @@ def _check_spd(arr: np.ndarray, covariance_type: str) -> None:
     for i, mat in enumerate(mats):
         symmetric = np.allclose(mat, mat.T)
         if not symmetric or np.linalg.eigvalsh(mat).min() <= 0:
-            which = f" component {i}" if covariance_type == "full" else ""
+            which = f"component {i} of " if covariance_type == "full" else ""
             raise ValueError(
-                f"precisions_init ('{covariance_type}'){which} must be symmetric and "
-                "positive definite."
+                f"'{covariance_type} precision' should be symmetric, positive-definite; "
+                f"{which}precisions_init is not."
             )
 
 
@@ -237,6 +321,6 @@ def check_initial_precisions(
     """Validate ``precisions_init`` for its covariance type (shape, positivity)."""
     arr = _as_float_array(precisions, "precisions_init")
     expected = SHAPES[covariance_type].parameters(n_components, n_features)
-    _check_shape(arr, expected, f"precisions_init ('{covariance_type}')")
+    _check_shape(arr, expected, f"{covariance_type} precision", "precisions_init")
     _PRECISION_CHECK[covariance_type](arr, covariance_type)
     return arr

@@ -27,10 +27,12 @@ from scipy import linalg
 
 from ..errors import SingularCovarianceError
 
+#: scikit-learn's message, word for word (it says what to change).
 SINGULAR_COVARIANCE_MESSAGE = (
-    "Fitting the mixture model failed because some components have an ill-defined "
+    "Fitting the mixture model failed because some components have ill-defined "
     "empirical covariance (for instance caused by singleton or collapsed samples). "
-    "Increase reg_covar, decrease n_components, or scale the input data."
+    "Try to decrease the number of components, increase reg_covar, or scale the "
+    "input data."
 )
 
 
