@@ -408,8 +408,8 @@ def test_saved_model_holds_json_and_arrays_only(rng, tmp_path):
     loaded = load(path)
     np.testing.assert_array_equal(loaded.means_init, means_init)
     assert loaded.random_state is None
-    # saving again over a model directory replaces it; no temporary leftovers
-    model.save(path)
+    # saving again over a model directory replaces it when asked; no temporary leftovers
+    model.save(path, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 

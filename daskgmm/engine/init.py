@@ -26,6 +26,7 @@ from ..kernels.estep import stats_from_responsibilities
 from ..kernels.mstep import m_step
 from ..kernels.nan_policy import check_sample_rows, chunk_counts
 from ..kernels.responsibilities import RandomResponsibilities
+from ..kernels.scale import check_sample_scale
 from .passes import run_pass
 from .rows import RowChunks, gather_rows
 
@@ -145,6 +146,7 @@ def _stats_from_sample(
             f"n_components={k}; increase init_sample_size, reduce n_components, or remove "
             "rows with NaN/inf values."
         )
+    check_sample_scale(X)
     logger.debug("init %s on a sample of %d rows", init_params, X.shape[0])
     resp = _SAMPLE_INITIALISERS[init_params](X, weights, k, random_state)
     return stats_from_responsibilities(X, resp, covariance_type, weights)

@@ -25,6 +25,7 @@ from dask.delayed import Delayed, delayed
 
 from ..kernels.estep import chunk_stats
 from ..kernels.nan_policy import check_bad_rows
+from ..kernels.scale import check_overflow_rows
 from ..kernels.stats import SufficientStats, merge_all
 from .compute import compute
 from .rows import RowChunks
@@ -48,9 +49,12 @@ def _tree_reduce(leaves: list, name: str, split_every: int) -> Delayed:
 
 def _chunk_stats_at(block, shared, weight, position: int) -> SufficientStats:
     """``chunk_stats`` of the chunk at ``position`` of a pass, named by its index in
-    the array (which seeds random responsibilities and names bad rows' chunks)."""
+    the array (which seeds random responsibilities and names bad rows' chunks).
+    Finite rows whose densities overflow raise (:func:`check_overflow_rows`)."""
     responsibilities, chunk_ids = shared
-    return chunk_stats(block, responsibilities, weight, int(chunk_ids[position]))
+    stats = chunk_stats(block, responsibilities, weight, int(chunk_ids[position]))
+    check_overflow_rows(block, stats, int(chunk_ids[position]))
+    return stats
 
 
 def pass_graph(

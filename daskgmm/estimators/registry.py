@@ -23,10 +23,15 @@ def register_model(cls: type) -> type:
 class StoredModel:
     """Mixin giving an estimator ``save(path)``."""
 
-    def save(self, path) -> Path:
+    def save(self, path, *, overwrite: bool = False) -> Path:
         """Save the fitted model to the directory ``path``: JSON metadata and a
-        ``.npz`` of arrays, checksummed, written atomically; never pickle."""
-        return model_files.save(self, path, MODEL_CLASSES)
+        ``.npz`` of arrays, checksummed, written atomically; never pickle.
+
+        An existing model directory at ``path`` is replaced only with
+        ``overwrite=True`` (anything else there is always refused), as the
+        command line's ``--overwrite``.
+        """
+        return model_files.save(self, path, MODEL_CLASSES, overwrite=overwrite)
 
 
 def load(path):

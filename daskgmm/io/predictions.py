@@ -7,6 +7,7 @@ per-chunk outputs, one E-step per chunk for all of them.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import logging
 from typing import Any
@@ -17,10 +18,11 @@ import numpy as np
 from .._version import __version__
 from ..engine.compute import compute
 from ..engine.samples import unflatten_samples
+from ..errors import DiskFullError
 from ..kernels.nan_policy import LABEL_FILL
 from .lazy import _xarray, _zarr
 from .row_view import RowView
-from .sources import open_rows
+from .sources import rows_for_model
 
 logger = logging.getLogger("daskgmm.io")
 
@@ -110,7 +112,10 @@ def write_predictions(
     model : fitted estimator
     source
         Anything :func:`open_rows` opens (with ``variables``, ``feature_dim``,
-        ``fill_value``).
+        ``fill_value``).  Read on the model's feature dimension and, when both
+        label their features, in the model's order
+        (:func:`~daskgmm.io.sources.rows_for_model`); missing or unseen labels are
+        refused before anything is written.
     store : str, path or zarr store
         Where to write.
     labels, proba, log_density : bool
@@ -128,7 +133,8 @@ def write_predictions(
     dict
         The attributes written.
     """
-    view = open_rows(
+    view = rows_for_model(
+        model,
         source,
         variables,
         feature_dim=feature_dim,
@@ -142,10 +148,15 @@ def write_predictions(
     if region is not None:
         group = zarr.open_group(store, mode="r+", **kwargs)
         group.attrs[COMPLETE_ATTR] = False
-        _write_region(view, arrays, group, region, store, kwargs)
+        try:
+            _write_region(view, arrays, group, region, store, kwargs)
+        except OSError as exc:
+            _raise_if_disk_full(exc, store, "it stays marked incomplete; write the region again")
+            raise
         group.attrs.update({**attrs, COMPLETE_ATTR: True})
         return dict(group.attrs)
-    if not overwrite and _exists(store, kwargs):
+    existed = _exists(store, kwargs)
+    if existed and not overwrite:
         raise FileExistsError(
             f"{store!r} already exists; pass overwrite=True to replace it, or region= to "
             "write into part of it."
@@ -158,34 +169,60 @@ def write_predictions(
             group = zarr.open_group(store, mode="w", **kwargs)
             group.attrs.update({**attrs, COMPLETE_ATTR: False})
             _write_plain(view, arrays, group)
-    except BaseException:
-        _remove_outputs(store, list(arrays), kwargs)
+        group.attrs[COMPLETE_ATTR] = True
+    except BaseException as exc:
+        removed = _remove_outputs(store, kwargs, created=not existed)
+        _raise_if_disk_full(
+            exc, store, "what was written is removed" if removed else "it is marked incomplete"
+        )
         raise
-    group.attrs[COMPLETE_ATTR] = True
     logger.info("wrote %s to %s", ", ".join(arrays), store)
     return dict(group.attrs)
 
 
 def _exists(store, kwargs) -> bool:
+    """Whether something is at ``store``; an empty group that a failed write left
+    (marked incomplete, holding no arrays) does not count."""
     zarr = _zarr()
     try:
-        zarr.open(store, mode="r", **kwargs)
+        node = zarr.open(store, mode="r", **kwargs)
     except FileNotFoundError:
+        return False
+    if isinstance(node, zarr.Group) and node.attrs.get(COMPLETE_ATTR) is False:
+        return any(True for _ in node.keys())
+    return True
+
+
+def _remove_outputs(store, kwargs, created: bool) -> bool:
+    """Best effort: remove the group a failed fresh write made (whatever is there when
+    it ``created`` it, else only an output marked incomplete); whether it did."""
+    from zarr.core.sync import sync
+
+    zarr = _zarr()
+    try:
+        group = zarr.open_group(store, mode="r+", **kwargs)
+        if not created and group.attrs.get(COMPLETE_ATTR) is not False:
+            return False
+        sync(group.store_path.delete_dir())
+    except Exception:  # the write failed before the group existed, or cannot be undone
+        logger.debug("nothing removed at %s", store, exc_info=True)
         return False
     return True
 
 
-def _remove_outputs(store, names, kwargs) -> None:
-    """Best effort: delete arrays a failed fresh write created."""
-    zarr = _zarr()
-    try:
-        group = zarr.open_group(store, mode="r+", **kwargs)
-        group.attrs[COMPLETE_ATTR] = False
-        for name in names:
-            if name in group:
-                del group[name]
-    except Exception:  # the write failed before the group existed
-        logger.debug("nothing to clean up at %s", store)
+def _raise_if_disk_full(exc: BaseException, store, what_then: str) -> None:
+    """Raise :class:`DiskFullError` naming ``store`` if ``exc`` (or its cause) is ENOSPC."""
+    cause = exc
+    while cause is not None and getattr(cause, "errno", None) != errno.ENOSPC:
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return
+    raise DiskFullError(
+        errno.ENOSPC,
+        f"No space left on the device while writing predictions to {store!r} ({what_then}). "
+        "Free some space there, or write to another disk, then run the same write again "
+        "(no overwrite is needed).",
+    ) from exc
 
 
 def _write_plain(view: RowView, arrays: dict, group) -> None:

@@ -11,6 +11,8 @@ import dask.array as da
 import numpy as np
 
 from ..engine.samples import flatten_samples
+from .chunk_reads import ChunkGuard, read_zarr_array
+from .feature_dim import infer_feature_axis, is_unnamed
 from .lazy import _xarray, _zarr
 from .row_view import RowView
 
@@ -60,7 +62,8 @@ def check_numeric(dtype, what: str) -> None:
         )
 
 
-def find_feature_axis(dims: tuple, feature_dim, feature_axis, what: str):
+def find_feature_axis(dims: tuple, feature_dim, feature_axis, what: str, model_dim=None):
+    """The feature axis: named, by position, or by the rule of :mod:`.feature_dim`."""
     if feature_dim is not None and feature_axis is not None:
         raise ValueError("Give feature_dim or feature_axis, not both.")
     if feature_dim is not None:
@@ -77,11 +80,13 @@ def find_feature_axis(dims: tuple, feature_dim, feature_axis, what: str):
                 f"{len(dims)} dimensions."
             )
         return feature_axis % len(dims)
-    return None if len(dims) == 1 else len(dims) - 1
+    return infer_feature_axis(dims, model_dim, what)
 
 
 def row_view_of(array: da.Array, dims: tuple, axis, **kwargs) -> RowView:
     sample_axes = [a for a in range(array.ndim) if a != axis]
+    named = axis is not None and not is_unnamed(dims)
+    kwargs.setdefault("feature_dim", dims[axis] if named else None)
     return RowView(
         data=flatten_samples(array, axis),
         sample_dims=tuple(dims[a] for a in sample_axes),
@@ -90,14 +95,15 @@ def row_view_of(array: da.Array, dims: tuple, axis, **kwargs) -> RowView:
     )
 
 
-def from_zarr_array(zarray, chunks, feature_dim, feature_axis, fill_value) -> RowView:
+def from_zarr_array(zarray, chunks, feature_dim, feature_axis, fill_value, model_dim=None):
     check_numeric(zarray.dtype, f"Zarr array {zarray.path or zarray.store}")
     attrs = dict(zarray.attrs)
     names = getattr(zarray.metadata, "dimension_names", None) or attrs.get("_ARRAY_DIMENSIONS")
     dims = tuple(names) if names else tuple(f"dim_{i}" for i in range(zarray.ndim))
-    axis = find_feature_axis(dims, feature_dim, feature_axis, "the Zarr array")
-    array = da.from_zarr(zarray, chunks=chunks if chunks is not None else zarray.chunks)
-    array = as_float_masked(array, fill_values(fill_value, zarray.fill_value, attrs))
+    axis = find_feature_axis(dims, feature_dim, feature_axis, "the Zarr array", model_dim)
+    masked = fill_values(fill_value, zarray.fill_value, attrs)
+    array = read_zarr_array(zarray, chunks, check_missing=fill_value is not None, masked=masked)
+    array = as_float_masked(array, masked)
     return row_view_of(array, dims, axis, attrs=attrs)
 
 
@@ -108,10 +114,11 @@ def dataarray_dask(arr) -> da.Array:
     return da.from_array(np.asarray(data), chunks="auto")
 
 
-def from_dataarray(arr, feature_dim, feature_axis, fill_value) -> RowView:
+def from_dataarray(arr, feature_dim, feature_axis, fill_value, model_dim=None) -> RowView:
     check_numeric(arr.dtype, f"Variable {arr.name!r}" if arr.name else "The DataArray")
     dims = tuple(arr.dims)
-    axis = find_feature_axis(dims, feature_dim, feature_axis, f"DataArray {arr.name!r}")
+    what = f"DataArray {arr.name!r}" if arr.name is not None else "the DataArray"
+    axis = find_feature_axis(dims, feature_dim, feature_axis, what, model_dim)
     array = as_float_masked(dataarray_dask(arr), fill_values(fill_value, None, arr.attrs))
     sample_dims = {d for i, d in enumerate(dims) if i != axis}
     coords = {k: c.variable for k, c in arr.coords.items() if set(c.dims) <= sample_dims}
@@ -123,7 +130,7 @@ def from_dataarray(arr, feature_dim, feature_axis, fill_value) -> RowView:
     )
 
 
-def from_dataset(ds, variables, feature_dim, feature_axis, fill_value) -> RowView:
+def from_dataset(ds, variables, feature_dim, feature_axis, fill_value, model_dim=None):
     names = list(ds.data_vars)
     if variables is None:
         if len(names) != 1:
@@ -140,7 +147,7 @@ def from_dataset(ds, variables, feature_dim, feature_axis, fill_value) -> RowVie
             f"Variable(s) {missing} not found; the Dataset's data variables are {names}."
         )
     if len(variables) == 1:
-        return from_dataarray(ds[variables[0]], feature_dim, feature_axis, fill_value)
+        return from_dataarray(ds[variables[0]], feature_dim, feature_axis, fill_value, model_dim)
     if feature_axis is not None:
         raise ValueError("With several variables, name the feature dimension by feature_dim.")
     parts = []
@@ -184,7 +191,9 @@ def looks_like_xarray(group) -> bool:
     return False
 
 
-def open_store(source, variables, storage_options, chunks, feature_dim, feature_axis, fill):
+def open_store(
+    source, variables, storage_options, chunks, feature_dim, feature_axis, fill, model_dim=None
+):
     zarr = _zarr()
     location = os.fspath(source) if isinstance(source, os.PathLike) else source
     try:
@@ -196,14 +205,18 @@ def open_store(source, variables, storage_options, chunks, feature_dim, feature_
     if isinstance(node, zarr.Array):
         if variables is not None:
             raise ValueError(f"{location!r} is a single array; it has no variable {variables!r}.")
-        view = from_zarr_array(node, chunks, feature_dim, feature_axis, fill)
+        view = from_zarr_array(node, chunks, feature_dim, feature_axis, fill, model_dim)
     else:
-        view = from_group(node, variables, chunks, feature_dim, feature_axis, fill, location)
+        view = from_group(
+            node, variables, chunks, feature_dim, feature_axis, fill, location, model_dim
+        )
     view.source = {"location": location, "variables": variables}
     return view
 
 
-def from_group(group, variables, chunks, feature_dim, feature_axis, fill, location=None):
+def from_group(
+    group, variables, chunks, feature_dim, feature_axis, fill, location=None, model_dim=None
+):
     if looks_like_xarray(group):
         xr = _xarray()
         store = location if location is not None else group.store
@@ -212,8 +225,9 @@ def from_group(group, variables, chunks, feature_dim, feature_axis, fill, locati
             group=group.path or None,
             chunks={} if chunks is None else chunks,
             consolidated=False,
+            from_array_kwargs={"getitem": _xarray_guard(store, fill)},
         )
-        return from_dataset(ds, variables, feature_dim, feature_axis, fill)
+        return from_dataset(ds, variables, feature_dim, feature_axis, fill, model_dim)
     names = sorted(name for name, _ in group.arrays())
     if variables is None and len(names) == 1:
         variables = names[0]
@@ -222,4 +236,11 @@ def from_group(group, variables, chunks, feature_dim, feature_axis, fill, locati
             f"Array {variables!r} not found in the Zarr group; it holds arrays {names}. "
             "Name one with variables='name'."
         )
-    return from_zarr_array(group[variables], chunks, feature_dim, feature_axis, fill)
+    return from_zarr_array(group[variables], chunks, feature_dim, feature_axis, fill, model_dim)
+
+
+def _xarray_guard(store, fill) -> ChunkGuard:
+    """Chunk errors named (:mod:`.chunk_reads`); xarray has decoded the store's own
+    fill values, ``fill`` (a number) is masked afterwards."""
+    masked = () if fill in (None, "auto") else (fill,)
+    return ChunkGuard(str(store), check_missing=fill is not None, masked=masked)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .covariance import precision_cholesky
+from .scale import check_finite_statistics
 from .stats import SufficientStats
 
 EPS = float(np.finfo(np.float64).eps)
@@ -61,7 +62,10 @@ def m_step(stats: SufficientStats, reg_covar: float):
     ------
     SingularCovarianceError
         If a covariance is not positive definite.
+    DataScaleError
+        If the statistics overflowed (data of too large a scale).
     """
+    check_finite_statistics(stats)
     nk_raw = stats.nk
     nk = nk_raw + 10 * EPS
     weights = nk / nk.sum()

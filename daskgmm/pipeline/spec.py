@@ -254,6 +254,38 @@ def _resolve(location: str, base: Path) -> str:
     return str(path if path.is_absolute() else (base / path).resolve())
 
 
+def _input_store(location: str, base: Path, check: bool) -> str:
+    """``input.store`` resolved; with ``check``, a local store must exist."""
+    store = _resolve(location, base)
+    if check and not _is_url(store) and not Path(store).exists():
+        raise SpecError(
+            "input.store",
+            f"no Zarr store at {store} (relative paths resolve against {base}); check the path.",
+        )
+    return store
+
+
+def _output_directory(location: str, base: Path, store: str) -> Path:
+    """``output.directory`` resolved; refused if it is the input store or lies inside
+    it (symbolic links followed): the runs would write their versions, lock and
+    records into the data."""
+    directory = Path(_resolve(location, base))
+    if _is_url(store):
+        return directory
+    store_path = Path(store.removeprefix("file://")).resolve()
+    resolved = directory.resolve()
+    if resolved == store_path or store_path in resolved.parents:
+        where = "is" if resolved == store_path else "lies inside"
+        raise SpecError(
+            "output.directory",
+            f"{directory} {where} the input store {store}"
+            + (f" (it resolves to {resolved})" if resolved != directory else "")
+            + "; the pipeline would write its versions, lock and run records into the "
+            "data. Choose a directory outside the store.",
+        )
+    return directory
+
+
 def parse_spec(data: dict, path: str | os.PathLike, *, check_store: bool = True) -> PipelineSpec:
     """Check a spec already read from TOML; ``path`` locates relative paths.
 
@@ -311,13 +343,8 @@ def parse_spec(data: dict, path: str | os.PathLike, *, check_store: bool = True)
             "pipeline.on_change",
             f"mode {mode!r} refits whenever the source changed; only mode 'online' takes 'error'.",
         )
-    store = _resolve(inp["store"], path.parent)
-    if check_store and not _is_url(store) and not Path(store).exists():
-        raise SpecError(
-            "input.store",
-            f"no Zarr store at {store} (relative paths resolve against {path.parent}); "
-            "check the path.",
-        )
+    store = _input_store(inp["store"], path.parent, check_store)
+    directory = _output_directory(out["directory"], path.parent, store)
     return PipelineSpec(
         path=path,
         name=pipeline.get("name", path.stem),
@@ -331,7 +358,7 @@ def parse_spec(data: dict, path: str | os.PathLike, *, check_store: bool = True)
         append_dim=inp.get("append_dim"),
         fill_value=inp.get("fill_value", "auto"),
         model=model,
-        directory=Path(_resolve(out["directory"], path.parent)),
+        directory=directory,
         proba=out.get("proba", False),
         log_density=out.get("log_density", False),
     )

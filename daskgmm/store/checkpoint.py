@@ -76,6 +76,7 @@ class Checkpoint:
         """Replace the checkpoint with ``state`` (JSON-able) and ``arrays``, atomically."""
         if self.path is None:
             return
+        check_checkpoint_path(self.path)
         kind, keys, pos, has_gauss, cached = self.random_state.get_state()
         meta = {
             "schema_version": SCHEMA_VERSION,
@@ -103,9 +104,10 @@ class Checkpoint:
         """
         if self.path is None:
             return None
+        check_checkpoint_path(self.path)
         path = readable_directory(self.path)
-        if path is None:
-            return None
+        if path is None or (path.is_dir() and not any(path.iterdir())):
+            return None  # nothing yet (an empty directory is taken for a new one)
         meta, arrays = _read(path)
         _check_fingerprint(path, meta, self.fingerprint)
         kind, pos, has_gauss, cached = meta["random_state"]
@@ -113,14 +115,53 @@ class Checkpoint:
         return meta, arrays
 
 
+_ZARR_FILES = ("zarr.json", ".zgroup", ".zarray")
+
+
+def _not_a_checkpoint(path: Path, why: str) -> CheckpointMismatchError:
+    return CheckpointMismatchError(
+        f"{str(path)!r} is not a daskgmm checkpoint: {why}. Choose a new path for "
+        "checkpoint= (--checkpoint), or the checkpoint directory of this fit."
+    )
+
+
+def check_checkpoint_path(path) -> None:
+    """Refuse a checkpoint path that holds something else, or lies inside a Zarr store.
+
+    A checkpoint is replaced whole after every step, so anything daskgmm did not
+    write there would be lost: a file, a directory without ``state.json`` (but
+    for an empty one), a Zarr store, or a folder inside one.
+
+    Raises
+    ------
+    CheckpointMismatchError
+    """
+    path = Path(path)
+    absolute = path.absolute()
+    for folder in (absolute, *absolute.parents):
+        if any((folder / name).is_file() for name in _ZARR_FILES):
+            where = "it is" if folder == absolute else f"it lies inside {str(folder)!r}, which is"
+            raise _not_a_checkpoint(path, f"{where} a Zarr store")
+    if path.exists() and not path.is_dir():
+        raise _not_a_checkpoint(path, "it is a file")
+    if path.is_dir() and any(path.iterdir()) and not (path / STATE_FILE).is_file():
+        raise _not_a_checkpoint(path, f"the directory holds no {STATE_FILE}")
+
+
 def _read(path: Path) -> tuple[dict, dict]:
     try:
         meta = json.loads((path / STATE_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise _not_a_checkpoint(path, f"its {STATE_FILE} cannot be read ({exc})") from exc
+    if not isinstance(meta, dict) or "fingerprint" not in meta or "schema_version" not in meta:
+        raise _not_a_checkpoint(path, f"its {STATE_FILE} is not one daskgmm wrote")
+    try:
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, KeyError) as exc:
         raise CheckpointMismatchError(
-            f"Checkpoint {str(path)!r} is unreadable ({exc}); delete it to start afresh."
+            f"Checkpoint {str(path)!r} is damaged: its {ARRAYS_FILE} is unreadable ({exc}); "
+            "delete it to start afresh."
         ) from exc
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise CheckpointMismatchError(

@@ -39,10 +39,11 @@ import numpy as np
 from .._version import __version__
 from ..errors import ModelFileError
 from ..kernels.checks import check_is_fitted
+from ..kernels.params import validate_parameters
 from .arrays import pack
 from .files import readable_directory, write_directory
 from .json_values import is_json
-from .model_check import check_mixture
+from .model_check import check_manifest_sizes, check_mixture, check_npz_headers
 
 SCHEMA_VERSION = 2
 #: Schema versions :func:`load` reads (1 has no ``metadata_sha256``).
@@ -80,7 +81,7 @@ def metadata_checksum(meta: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def save(model, path, classes: dict[str, type], *, overwrite: bool = True) -> Path:
+def save(model, path, classes: dict[str, type], *, overwrite: bool = False) -> Path:
     """Save a fitted model to the directory ``path``, atomically.
 
     Parameters
@@ -88,10 +89,10 @@ def save(model, path, classes: dict[str, type], *, overwrite: bool = True) -> Pa
     model : fitted estimator of a class in ``classes``
     path : str or os.PathLike
         The directory to create.  An existing model directory there is replaced
-        when ``overwrite`` (anything else is refused).
+        only when ``overwrite`` (anything else is always refused).
     classes : dict
         Class name -> class: the models :func:`load` can rebuild.
-    overwrite : bool, default=True
+    overwrite : bool, default=False
 
     Returns
     -------
@@ -103,11 +104,11 @@ def save(model, path, classes: dict[str, type], *, overwrite: bool = True) -> Pa
     check_is_fitted(model)
     path = Path(path)
     if path.exists() and not (overwrite and (path / MODEL_FILE).is_file()):
-        raise FileExistsError(
-            f"{path} exists and is not a model directory to overwrite; choose another path"
-            + ("" if overwrite else " or pass overwrite=True")
-            + "."
-        )
+        if path.is_dir() and (path / MODEL_FILE).is_file():
+            what = "pass overwrite=True to replace the model saved there, or choose another path"
+        else:
+            what = "it is not a model directory to overwrite; choose another path"
+        raise FileExistsError(f"{path} exists; {what}.")
     arrays: dict[str, np.ndarray] = {}
     params, dropped = _split(model.get_params(deep=False), "param", arrays)
     fitted_items = {
@@ -148,12 +149,19 @@ def save(model, path, classes: dict[str, type], *, overwrite: bool = True) -> Pa
 
 
 def _read_meta(path: Path) -> dict:
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(
+            f"{path} is a file, not a model directory; a saved daskgmm model is a "
+            f"directory holding {MODEL_FILE} and {ARRAYS_FILE}."
+        )
     try:
         meta = json.loads((path / MODEL_FILE).read_text())
     except FileNotFoundError:
         raise ModelFileError(
             f"{path} holds no {MODEL_FILE}; is it a saved daskgmm model?"
         ) from None
+    except OSError as exc:
+        raise ModelFileError(f"{path / MODEL_FILE} cannot be read: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path / MODEL_FILE} is not valid JSON: {exc}") from None
     if not isinstance(meta, dict):
@@ -213,6 +221,8 @@ def _read_arrays(path: Path, meta: dict) -> dict:
             f"{path / ARRAYS_FILE} does not match the checksum in {MODEL_FILE}: the model "
             "files were modified or mixed up; save the model again."
         )
+    check_manifest_sizes(meta["arrays"], meta, path)
+    check_npz_headers(data, meta["arrays"], path / ARRAYS_FILE)
     try:
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -268,6 +278,13 @@ def load(path, classes: dict[str, type]):
             f"{path} holds a model of class {meta.get('class')!r}; this daskgmm knows "
             f"{sorted(classes)}."
         )
+    try:
+        validate_parameters(meta["params"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{path / MODEL_FILE} holds a parameter out of range: {exc} The estimator "
+            "would refuse it; save the model again from a valid one."
+        ) from None
     arrays = _read_arrays(path, meta)
     groups: dict[str, dict] = {"param": {}, "fitted": {}, "state": {}}
     for key, arr in arrays.items():

@@ -105,8 +105,8 @@ def main() -> None:
         **flatten(fits),
         **{f"version.{k}": np.asarray(v) for k, v in versions.items()},
     )
-    fits["batch_full"].save(SAVED_MODEL)
-    fits["online_full"].save(SAVED_ONLINE_MODEL)
+    fits["batch_full"].save(SAVED_MODEL, overwrite=True)
+    fits["online_full"].save(SAVED_ONLINE_MODEL, overwrite=True)
     batch_estimator("full").fit(reference_data(), checkpoint=CHECKPOINT)
 
 
