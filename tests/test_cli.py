@@ -81,7 +81,7 @@ def work(tmp_path_factory) -> Path:
     )
     summary = last_json(proc)
     assert summary["n_samples"] == N_ROWS and summary["layout"] == "table"
-    assert "wrote 6,000 x 3 float64 samples" in proc.stdout
+    assert "wrote 6,000 x 3 float64 samples" in proc.stderr  # --json: lines for people
     return work
 
 
@@ -100,7 +100,7 @@ def fitted(work) -> dict:
         "--json",
         cwd=work,
     )
-    assert "model saved to model" in proc.stdout
+    assert "model saved to model" in proc.stderr  # --json: stdout holds only the JSON
     assert "lower bound" in proc.stderr  # the progress line (forced: stderr is a pipe here)
     return last_json(proc)
 
@@ -156,8 +156,8 @@ def test_info_shows_metadata_and_whether_the_store_changed(work, fitted):
     assert info["fitted"]["converged_"] is True
     assert info["training_data"]["location"] == str((work / "data.zarr").resolve())
     assert info["training_data_changed"] is False
-    assert "store is unchanged since the fit" in proc.stdout
-    assert f"rows: {N_ROWS:,} x {N_FEATURES}" in proc.stdout
+    assert "store is unchanged since the fit" in proc.stderr  # --json: on stderr
+    assert f"rows: {N_ROWS:,} x {N_FEATURES}" in proc.stderr
 
 
 def test_score_equals_the_library(work, fitted):
@@ -210,8 +210,8 @@ def test_select_table_equals_direct_fits_and_finds_three_components(work):
     summary = last_json(proc)
     assert "lower bound" not in proc.stderr  # no progress lines when stderr is not a terminal
     assert summary["best_k"] == K
-    assert f"best K by BIC: {K}" in proc.stdout
-    assert f"  {K}*" in proc.stdout  # the starred row of the table
+    assert f"best K by BIC: {K}" in proc.stderr  # --json: the table is on stderr
+    assert f"  {K}*" in proc.stderr  # the starred row of the table
     store = str(work / "data.zarr")
     for row in summary["table"]:
         direct = GaussianMixture(row["k"], random_state=0, max_iter=50).fit(store)
@@ -312,7 +312,7 @@ def test_demo_on_a_local_cluster_with_report_and_plot(tmp_path):
         "--json",
         cwd=tmp_path,
     )
-    assert "dashboard: http://127.0.0.1:" in proc.stdout
+    assert "dashboard: http://127.0.0.1:" in proc.stderr  # --json: on stderr
     report = (tmp_path / "report.html").read_text()
     assert report.lstrip().lower().startswith("<!doctype html") or "<html" in report[:1000]
     summary = last_json(proc)

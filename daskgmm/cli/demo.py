@@ -28,7 +28,7 @@ from .options import (
     positive_int,
 )
 from .output import PLOT_INSTALL_HINT, print_json, say, show_progress, warn
-from .session import compute_session, converged, fit_model
+from .session import check_cluster_options, compute_session, converged, fit_model
 
 #: What the demo writes inside its output directory.
 OUTPUTS = {
@@ -114,6 +114,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, str, dict, bool]:
 
     if args.scheduler is None and args.scheduler_file is None and args.workers is None:
         args.workers = 2
+    check_cluster_options(args)
     if args.n_samples < args.n_components:
         raise UsageError("--n-samples must be at least --n-components.")
     out, which = _output_dir(args)
@@ -187,7 +188,7 @@ def _fit_and_predict(args: argparse.Namespace, paths: dict, X, plot: bool):
 def _save_model_and_plot(args: argparse.Namespace, model, paths: dict, sample, plot: bool) -> None:
     """Steps 5 and 6: save the model, draw the plot (``paths['plot']`` None without)."""
     model.set_params(progress=False)  # a display option of this run, not of the model
-    model.save(paths["model"])
+    model.save(paths["model"], overwrite=True)  # the demo replaces its own files
     say(args, f"5. model -> {paths['model']} (daskgmm info {paths['model']})")
     if plot:
         from ..plotting import plot_fit

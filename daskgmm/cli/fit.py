@@ -8,7 +8,13 @@ import numpy as np
 
 from ..errors import NotConvergedExit, UsageError
 from .estimator import make_estimator
-from .inputs import check_new_output, check_plot_path, describe_input, open_input
+from .inputs import (
+    check_new_output,
+    check_output_dir,
+    check_plot_path,
+    describe_input,
+    open_input,
+)
 from .options import (
     add_cluster_options,
     add_estimator_options,
@@ -17,7 +23,7 @@ from .options import (
     add_progress_option,
 )
 from .output import print_json, say, warn
-from .session import compute_session, converged, fit_model
+from .session import check_cluster_options, compute_session, converged, fit_model
 
 #: Rows drawn for the plot.
 PLOT_ROWS = 5_000
@@ -68,15 +74,18 @@ def model_summary(model) -> dict:
 
 
 def describe_fit(model) -> str:
-    """'converged after 12 iterations; mean log-likelihood -6.123456'."""
+    """'converged after 12 iterations (the best of 3 initialisations); mean
+    log-likelihood -6.123456'."""
     if hasattr(model, "n_batches_seen_"):
         return (
             f"{model.n_batches_seen_} mini-batches ({model.n_samples_seen_:,} rows); running "
             f"mean log-likelihood {model.lower_bound_:.6f}"
         )
     state = "converged" if model.converged_ else "did NOT converge"
+    n_init = getattr(model, "n_init", 1)
+    best_of = f" (the best of {n_init} initialisations)" if n_init > 1 else ""
     return (
-        f"{state} after {model.n_iter_} iteration{'s' * (model.n_iter_ != 1)}; mean "
+        f"{state} after {model.n_iter_} iteration{'s' * (model.n_iter_ != 1)}{best_of}; mean "
         f"log-likelihood {model.lower_bound_:.6f}"
     )
 
@@ -92,8 +101,10 @@ def not_converged_message(model) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, check convergence, save the model (and the plot); the exit code."""
+    check_cluster_options(args)
     check_new_output(args.model, args.overwrite, "--model", kind="model")
     check_plot_path(args.plot)
+    check_output_dir(args.checkpoint, "--checkpoint")
     view = open_input(args)
     model = make_estimator(args, args.n_components)
     if view.n_samples < args.n_components:
@@ -120,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             )
         warn(args, not_converged_message(model))
     model.set_params(progress=False)  # a display option of this run, not of the model
-    model.save(args.model)
+    model.save(args.model, overwrite=args.overwrite)
     say(args, f"model saved to {args.model}")
     if args.plot:
         from ..plotting import plot_fit

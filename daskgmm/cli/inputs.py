@@ -8,6 +8,8 @@ what to change.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 from pathlib import Path
 
 from ..errors import UsageError
@@ -15,23 +17,30 @@ from .options import cli_words
 from .output import PLOT_INSTALL_HINT
 
 
-def open_input(args: argparse.Namespace):
+def open_input(args: argparse.Namespace, model=None):
     """The rows of ``INPUT`` as a ``daskgmm.io.RowView`` (lazy; nothing read yet).
+
+    With a fitted ``model`` (predict, score) they are read as
+    :func:`daskgmm.io.rows_for_model` reads them: on the model's feature
+    dimension unless ``--feature-dim`` says otherwise, the labelled features in
+    the model's order.
 
     Raises
     ------
     UsageError
         When the store is missing, or the variables / dimensions do not fit it.
     """
-    from ..io import RowView, open_rows
+    from ..io import open_rows, rows_for_model
 
     variables = args.variable
     if variables is not None and len(variables) == 1:
         variables = variables[0]
+    options = {"feature_dim": args.feature_dim, "fill_value": args.fill_value}
     try:
-        view = open_rows(
-            args.input, variables, feature_dim=args.feature_dim, fill_value=args.fill_value
-        )
+        if model is None:
+            view = open_rows(args.input, variables, **options)
+        else:
+            view = rows_for_model(model, args.input, variables, **options)
     except FileNotFoundError:
         raise UsageError(
             f"INPUT {args.input!r}: no Zarr store there; check the path or URL "
@@ -51,16 +60,7 @@ def open_input(args: argparse.Namespace):
                 f"{list(view.sample_dims)}: drop --chunk-rows (rows follow the storage chunks)."
             )
         data = view.data.rechunk({0: args.chunk_rows})
-        view = RowView(
-            data=data,
-            sample_dims=view.sample_dims,
-            sample_chunks=(data.chunks[0],),
-            coords=view.coords,
-            is_xarray=view.is_xarray,
-            feature_names=view.feature_names,
-            attrs=view.attrs,
-            source=view.source,
-        )
+        view = dataclasses.replace(view, data=data, sample_chunks=(data.chunks[0],))
     return view
 
 
@@ -131,6 +131,7 @@ def check_new_output(path: str, overwrite: bool, what: str, kind: str = "store")
         return  # remote stores: the writer refuses an existing one itself
     target = Path(path.removeprefix("file://"))
     if not target.exists():
+        check_output_dir(path, what)
         return
     if not overwrite:
         raise UsageError(
@@ -146,8 +147,43 @@ def check_new_output(path: str, overwrite: bool, what: str, kind: str = "store")
         )
 
 
+def check_output_dir(path: str | None, what: str) -> None:
+    """A directory (a model, a Zarr store, a checkpoint) can be made at ``path``:
+    the nearest existing folder above it is a writable directory (the writers make
+    the folders in between).  Remote paths are left to their writer."""
+    if path is None or ("://" in path and not path.startswith("file://")):
+        return
+    target = Path(path.removeprefix("file://")).expanduser()
+    if target.exists():
+        if not target.is_dir():
+            raise UsageError(f"{what} {path!r} is a file; choose another path.")
+        return
+    above = next(p for p in target.absolute().parents if p.exists())
+    if not above.is_dir():
+        raise UsageError(f"{what} {path!r}: {str(above)!r} is a file, not a directory.")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path!r}: no permission to write in {str(above)!r}.")
+
+
+def check_output_file(path: str | None, what: str) -> None:
+    """A file (a plot, a curve, a report) can be written at ``path``: its directory
+    exists and is writable, and the path is not a directory."""
+    if path is None:
+        return
+    target = Path(path).expanduser()
+    folder = target.absolute().parent
+    if not folder.is_dir():
+        raise UsageError(
+            f"{what} {path!r}: the directory {str(folder)!r} does not exist; create it first."
+        )
+    if target.is_dir():
+        raise UsageError(f"{what} {path!r} is a directory; give a file name.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path!r}: no permission to write in {str(folder)!r}.")
+
+
 def check_plot_path(path: str | None, flag: str = "--plot") -> None:
-    """A PNG/SVG/PDF path, and matplotlib importable."""
+    """A PNG/SVG/PDF path in an existing directory, and matplotlib importable."""
     if path is None:
         return
     from .. import plotting
@@ -156,5 +192,6 @@ def check_plot_path(path: str | None, flag: str = "--plot") -> None:
         raise UsageError(
             f"{flag} {path!r}: give a file name ending in one of {', '.join(plotting.FORMATS)}."
         )
+    check_output_file(path, flag)
     if not plotting.available():
         raise UsageError(f"{flag} needs matplotlib: {PLOT_INSTALL_HINT}")

@@ -16,7 +16,7 @@ from .options import (
     positive_int,
 )
 from .output import local_progress_bar, print_json, say
-from .session import compute_session
+from .session import check_cluster_options, compute_session
 
 
 def _integers(text: str, flag: str, count: int | tuple) -> tuple[int, ...]:
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..datasets import write_cube, write_table
 
     n_samples, cube, chunks = parse_layout(args)
+    check_cluster_options(args)
     check_new_output(args.store, args.overwrite, "STORE")
     start = time.perf_counter()
     common = dict(

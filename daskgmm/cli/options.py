@@ -94,15 +94,14 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--threads",
         type=positive_int,
-        default=1,
         metavar="T",
-        help="threads per LocalCluster worker (default 1)",
+        help="threads per LocalCluster worker (default 1; needs --workers)",
     )
     group.add_argument(
         "--memory-limit",
-        default="auto",
         metavar="M",
-        help="per LocalCluster worker, e.g. 2GiB (default: the machine's memory / N)",
+        help="per LocalCluster worker, e.g. 2GiB (default: the machine's memory / N; "
+        "needs --workers)",
     )
     group.add_argument(
         "--report", metavar="HTML", help="write distributed's performance report here"
@@ -110,10 +109,12 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
-    """``--quiet`` and ``--json``."""
-    parser.add_argument("--quiet", action="store_true", help="no progress, only errors")
+    """``--json`` (``-v`` and ``--quiet`` are global: :mod:`daskgmm.cli`)."""
     parser.add_argument(
-        "--json", action="store_true", help="print a machine-readable JSON summary last"
+        "--json",
+        action="store_true",
+        help="print only a JSON object on stdout: the summary, or the error with its kind "
+        "and exit code (the lines for people go to stderr)",
     )
 
 

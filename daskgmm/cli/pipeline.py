@@ -14,10 +14,10 @@ import math
 import signal
 import sys
 
-from ..errors import NotConvergedExit, UsageError
+from ..errors import NotConvergedExit
 from .options import add_cluster_options, add_output_options
-from .output import error, print_json, say
-from .session import compute_session
+from .output import error, print_json, print_json_error, say
+from .session import check_cluster_options, compute_session
 
 _EPILOG = (
     "exit codes: 0 published a version or nothing new, 2 bad spec or input, 3 not "
@@ -62,18 +62,6 @@ def _terminate(signum, frame):
     raise Terminated("terminated by SIGTERM")
 
 
-def _check_cluster_options(args: argparse.Namespace) -> None:
-    """What the cluster options get wrong, found before the lock is taken."""
-    chosen = [n for n in ("scheduler", "scheduler_file", "workers") if getattr(args, n) is not None]
-    if len(chosen) > 1:
-        raise UsageError("Choose one of --scheduler, --scheduler-file and --workers.")
-    if args.report is not None and not chosen:
-        raise UsageError(
-            "--report needs a distributed cluster; add --workers N, --scheduler or "
-            "--scheduler-file."
-        )
-
-
 def _summary(record, spec) -> str:
     if record.status == "nothing-new":
         kept = record.current_version
@@ -94,8 +82,8 @@ def _summary(record, spec) -> str:
 def _run(args: argparse.Namespace) -> int:
     from ..pipeline import EXIT_BUSY, NotConvergedError, PipelineBusy, load_spec, run_pipeline
 
+    check_cluster_options(args)
     spec = load_spec(args.spec)
-    _check_cluster_options(args)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         record = run_pipeline(
@@ -109,11 +97,13 @@ def _run(args: argparse.Namespace) -> int:
         )
     except PipelineBusy as busy:
         error(str(busy))
-        print_json(args, busy.record.to_dict())
+        record = busy.record.to_dict() if busy.record is not None else None
+        print_json_error(args, str(busy), "PipelineBusy", "busy", EXIT_BUSY, record)
         return EXIT_BUSY
     except NotConvergedError as exc:
-        print_json(args, exc.record.to_dict())
-        raise NotConvergedExit(str(exc)) from None
+        not_converged = NotConvergedExit(str(exc))
+        not_converged.summary = exc.record.to_dict()  # main puts it in --json's error object
+        raise not_converged from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     say(args, _summary(record, spec))

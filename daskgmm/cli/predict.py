@@ -10,7 +10,7 @@ from ..errors import UsageError
 from .inputs import check_feature_count, check_new_output, describe_input, load_model, open_input
 from .options import add_cluster_options, add_input_options, add_output_options, add_progress_option
 from .output import local_progress_bar, print_json, say
-from .session import compute_session
+from .session import check_cluster_options, compute_session
 
 
 def _local(path: str) -> Path | None:
@@ -45,8 +45,9 @@ def label_counts(store: str, n_components: int) -> tuple[list[int], int]:
 
 def run(args: argparse.Namespace) -> int:
     """Write the predictions of MODEL on INPUT to --out; the exit code."""
+    check_cluster_options(args)
     model = load_model(args.model)
-    view = open_input(args)
+    view = open_input(args, model)
     check_feature_count(model, view, args)
     check_not_input(args.out, args.input)
     check_new_output(args.out, args.overwrite, "--out")

@@ -9,7 +9,7 @@ import time
 from .inputs import check_feature_count, describe_input, load_model, open_input
 from .options import add_cluster_options, add_input_options, add_output_options, add_progress_option
 from .output import local_progress_bar, print_json, say
-from .session import compute_session
+from .session import check_cluster_options, compute_session
 
 
 def criteria(model, rows) -> dict:
@@ -33,8 +33,9 @@ def criteria(model, rows) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Print the mean log-likelihood, BIC and AIC of MODEL on INPUT; the exit code."""
+    check_cluster_options(args)
     model = load_model(args.model)
-    view = open_input(args)
+    view = open_input(args, model)
     check_feature_count(model, view, args)
     if args.nan_policy is not None:
         model.nan_policy = args.nan_policy

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from ..errors import NotConvergedExit, UsageError
 from .estimator import make_estimator
-from .inputs import check_new_output, check_plot_path, describe_input, open_input
+from .inputs import (
+    check_new_output,
+    check_output_dir,
+    check_output_file,
+    check_plot_path,
+    describe_input,
+    open_input,
+)
 from .options import (
     add_cluster_options,
     add_estimator_options,
@@ -20,9 +27,9 @@ from .options import (
     add_progress_option,
     k_values,
 )
-from .output import print_json, say, warn
+from .output import local_progress_bar, print_json, say, warn
 from .score import criteria
-from .session import compute_session, converged, fit_model
+from .session import check_cluster_options, compute_session, converged, fit_model
 
 #: Columns of the curve written by ``--out`` (CSV header, JSON keys).
 COLUMNS = (
@@ -87,16 +94,15 @@ def _check_out(path: str | None) -> None:
         return
     if Path(path).suffix.lower() not in OUT_FORMATS:
         raise UsageError(f"--out {path!r}: give a file name ending in .json or .csv.")
-    if not Path(path).resolve().parent.is_dir():
-        raise UsageError(f"--out {path!r}: its directory does not exist; create it first.")
+    check_output_file(path, "--out")
 
 
 def run(args: argparse.Namespace) -> int:
     """Fit every K, print and write the table, plot it, save the best; the exit code."""
     view, models = _check_and_open(args)
     say(args, f"INPUT {args.input}: {describe_input(view)}")
-    with compute_session(args):
-        table = _fit_each(args, view, models)
+    with compute_session(args) as client:
+        table = _fit_each(args, view, models, client)
     best = best_row(table, args.criterion)
     best_model = models[best["k"]]
     say(args, format_table(table, best["k"]))
@@ -121,10 +127,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_and_open(args: argparse.Namespace) -> tuple:
     """Check the options and outputs, open INPUT; returns (its rows, K -> estimator)."""
+    check_cluster_options(args)
     _check_out(args.out)
     check_plot_path(args.plot)
     if args.model is not None:
         check_new_output(args.model, args.overwrite, "--model", kind="model")
+    check_output_dir(args.checkpoint, "--checkpoint")
     view = open_input(args)
     models = {k: make_estimator(args, k) for k in args.k}
     too_many = [k for k in args.k if k > view.n_samples]
@@ -136,15 +144,23 @@ def _check_and_open(args: argparse.Namespace) -> tuple:
     return view, models
 
 
-def _fit_each(args: argparse.Namespace, view, models: dict) -> list[dict]:
-    """Fit and score the estimator of every K, a line each; the table's rows."""
+def _fit_each(args: argparse.Namespace, view, models: dict, client=None) -> list[dict]:
+    """Fit and score the estimator of every K, a line each; the table's rows.
+
+    Progress lines start with ``K=3 (2/4)``: the K and which of the fits it is.
+    """
+    from ..engine.progress import progress_label
+
     table = []
-    for k, model in models.items():
+    for j, (k, model) in enumerate(models.items(), start=1):
         checkpoint = None if args.checkpoint is None else os.path.join(args.checkpoint, f"k{k}")
-        seconds, _ = fit_model(model, view, checkpoint)
+        with progress_label(f"K={k} ({j}/{len(models)})"):
+            seconds, _ = fit_model(model, view, checkpoint)
+            with local_progress_bar(args, client, label="score"):
+                scores = criteria(model, view.data)
         row = {
             "k": k,
-            **criteria(model, view.data),
+            **scores,
             "n_iter": getattr(model, "n_iter_", None),
             "converged": converged(model),
             "lower_bound": float(model.lower_bound_),
@@ -187,7 +203,7 @@ def _write_outputs(
         say(args, f"plot written to {args.plot}")
     if args.model:
         best_model.set_params(progress=False)  # a display option of this run
-        best_model.save(args.model)
+        best_model.save(args.model, overwrite=args.overwrite)
         say(args, f"model with K={best_k} saved to {args.model}")
 
 

@@ -6,11 +6,61 @@ import argparse
 import time
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 
 from ..errors import UsageError
+from .inputs import check_output_file
 from .options import cli_words
 from .output import say
+
+#: The options that choose a cluster, and the flags that set them.
+_CLUSTER_CHOICES = {
+    "scheduler": "--scheduler",
+    "scheduler_file": "--scheduler-file",
+    "workers": "--workers",
+}
+#: Options of the LocalCluster that ``--workers`` starts.
+_LOCAL_CLUSTER_ONLY = {"threads": "--threads", "memory_limit": "--memory-limit"}
+
+
+def _given(args: argparse.Namespace, options: dict) -> list[str]:
+    return [flag for name, flag in options.items() if getattr(args, name, None) is not None]
+
+
+def check_cluster_options(args: argparse.Namespace) -> None:
+    """What the cluster options get wrong, found before any work.
+
+    Raises
+    ------
+    UsageError
+        Two ways of choosing a cluster; ``--threads`` or ``--memory-limit``
+        without ``--workers`` (they would do nothing: dask's threaded scheduler
+        has no memory limit, a running cluster has its own workers);
+        ``--report`` without a cluster, or into a missing directory.
+    """
+    chosen = _given(args, _CLUSTER_CHOICES)
+    if len(chosen) > 1:
+        raise UsageError("Choose one of --scheduler, --scheduler-file and --workers.")
+    local = _given(args, _LOCAL_CLUSTER_ONLY)
+    if local and getattr(args, "workers", None) is None:
+        which = " and ".join(local)
+        which_set = f"{which} {'set' if len(local) > 1 else 'sets'}"
+        if chosen:
+            raise UsageError(
+                f"{which_set} the LocalCluster that --workers N starts; {chosen[0]} "
+                f"connects to a running cluster, whose workers have their own: drop {which}."
+            )
+        raise UsageError(
+            f"{which_set} the LocalCluster that --workers N starts; without it dask's "
+            f"threaded scheduler runs (no memory limit): add --workers N, or drop {which}."
+        )
+    report = getattr(args, "report", None)
+    if report is not None and not chosen:
+        raise UsageError(
+            "--report needs a distributed cluster; add --workers N, --scheduler or "
+            "--scheduler-file."
+        )
+    if report is not None:
+        check_output_file(report, "--report")
 
 
 @contextmanager
@@ -19,34 +69,20 @@ def compute_session(args: argparse.Namespace):
 
     Yields the ``distributed.Client`` or None (dask's threaded scheduler).
     """
-    wants_cluster = any(
-        getattr(args, name, None) is not None for name in ("scheduler", "scheduler_file", "workers")
-    )
-    report = getattr(args, "report", None)
-    if not wants_cluster:
-        if report is not None:
-            raise UsageError(
-                "--report needs a distributed cluster; add --workers N, --scheduler or "
-                "--scheduler-file."
-            )
+    check_cluster_options(args)
+    if not any(getattr(args, name, None) is not None for name in _CLUSTER_CHOICES):
         yield None
         return
-    if (
-        sum(getattr(args, n, None) is not None for n in ("scheduler", "scheduler_file", "workers"))
-        > 1
-    ):
-        raise UsageError("Choose one of --scheduler, --scheduler-file and --workers.")
-    if report is not None and not Path(report).resolve().parent.is_dir():
-        raise UsageError(f"--report {report!r}: its directory does not exist; create it first.")
     from ..cluster import cluster_from_options, dashboard_link, performance_report, quiet_logs
 
+    report = getattr(args, "report", None)
     quiet_logs()
     with cluster_from_options(
         scheduler=args.scheduler,
         scheduler_file=args.scheduler_file,
         workers=args.workers,
-        threads=args.threads,
-        memory_limit=args.memory_limit,
+        threads=args.threads or 1,
+        memory_limit=args.memory_limit or "auto",
     ) as client:
         link = dashboard_link(client)
         if link:

@@ -1,17 +1,37 @@
-"""Progress of a fit on one terminal line: iterations, lower bound, chunks of a pass.
+"""Progress on one terminal line: EM iterations (per initialisation), mini-batches,
+the chunks of a pass, or the tasks of any computation, with the time elapsed and an
+estimate of the time left.
 
 With ``progress=True`` an estimator draws, on stderr::
 
-    EM init 1  12/100 [######..........]  lower bound -26.355945  change 1.23e-05  pass 37%
+    EM init 2/3  4/100 [#...................]  lower bound -26.355945  change 1.23e-03
+      0.21 s/iter  0.9s elapsed  ~1.3s left (at most 1m03s)  pass  37%
+
+(one line).  *Time left* is honest about what it knows:
+
+- ``at most``: the iterations still allowed (``max_iter`` left in this
+  initialisation, ``max_iter`` for each initialisation to come) at the mean
+  seconds per iteration so far; EM cannot take longer unless iterations slow down.
+- ``~``: an estimate that assumes EM converges linearly, as it does near a
+  maximum: the change of the lower bound shrinks by the same factor every
+  iteration (the last two changes give the factor), so the iterations until it
+  falls below ``tol`` follow; later initialisations are assumed to take as many
+  iterations as the finished ones (or this one) did.  Shown once two changes
+  have shrunk; never above the bound.
+- Stepwise EM and task counts (``predict``, ``score``) know their total: time
+  left is the steps (tasks) left at the rate so far, ``~``.
 
 The pass percentage counts finished E-step tasks while a pass runs on a local
 scheduler (threads, processes, sync).  On a distributed cluster it counts the
 pass's finished tasks (reads, E-steps, merges) as the scheduler reports them
-(:func:`daskgmm.cluster.compute_with_progress`).
+(:func:`daskgmm.cluster.compute_with_progress`).  :func:`progress_label` puts a
+prefix (``select``'s ``K=3 (2/4)``) before every line drawn in its block.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import sys
 import threading
@@ -19,58 +39,139 @@ import time
 
 from dask.callbacks import Callback
 
+_prefix: contextvars.ContextVar[str] = contextvars.ContextVar("daskgmm_progress_prefix", default="")
 
-class FitProgress:
-    """A one-line progress bar over EM iterations (or mini-batches).
 
-    Parameters
-    ----------
-    total : int
-        Iterations (or mini-batches) at most.
-    label : str
-    stream : file-like, default sys.stderr
-    width : int
-        Characters of the bar.
-    """
+@contextlib.contextmanager
+def progress_label(prefix: str):
+    """Put ``prefix`` before the label of every progress line started in the block."""
+    token = _prefix.set(f"{_prefix.get()}{prefix} ")
+    try:
+        yield
+    finally:
+        _prefix.reset(token)
 
-    def __init__(self, total: int, label: str = "EM", stream=None, width: int = 20):
-        self.total = max(int(total), 1)
-        self.label = label
+
+def format_seconds(seconds: float) -> str:
+    """'0.4s', '12s', '4m05s', '2h03m'."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class _Line:
+    """A line redrawn in place (``\\r``), at most every 0.1 s unless forced."""
+
+    def __init__(self, stream=None, width: int = 20):
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
-        self.done = 0
-        self.lower_bound = None
-        self.change = None
-        self.pass_fraction = None
+        self.started = time.monotonic()
         self._lock = threading.Lock()
         self._last_draw = 0.0
+        self._length = 0
+        self._closing = False
+
+    def bar(self, fraction: float) -> str:
+        filled = int(self.width * min(max(fraction, 0.0), 1.0))
+        return "[" + "#" * filled + "." * (self.width - filled) + "]"
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
     def _line(self) -> str:
-        filled = int(self.width * self.done / self.total)
-        bar = "#" * filled + "." * (self.width - filled)
-        parts = [f"{self.label} {self.done:>{len(str(self.total))}}/{self.total} [{bar}]"]
-        if self.lower_bound is not None:
-            parts.append(f"lower bound {self.lower_bound: .6f}")
-        if self.change is not None and math.isfinite(self.change):
-            parts.append(f"change {self.change:.3g}")
-        if self.pass_fraction is not None:
-            parts.append(f"pass {self.pass_fraction:4.0%}")
-        return "  ".join(parts)
+        raise NotImplementedError
 
-    def _draw(self, force: bool = False) -> None:
+    def _draw(self, force: bool = False, end: str = "") -> None:
         now = time.monotonic()
         if not force and now - self._last_draw < 0.1:
             return
         self._last_draw = now
-        self.stream.write("\r" + self._line().ljust(100))
+        line = self._line() + end
+        self.stream.write("\r" + line.ljust(self._length))
+        self._length = len(line)
         self.stream.flush()
+
+    def _end(self, message: str) -> None:
+        """Draw the last state, the message after it, and end the line."""
+        self._draw(force=True, end="  " + message if message else "")
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class FitProgress(_Line):
+    """A one-line progress bar over EM iterations (or stepwise-EM mini-batches).
+
+    Parameters
+    ----------
+    total : int
+        Iterations of one initialisation at most (``max_iter``), or mini-batches.
+    label : str
+    stream : file-like, default sys.stderr
+    width : int
+        Characters of the bar.
+    n_init : int, default 1
+        Initialisations, each up to ``total`` iterations (:meth:`start_init`).
+    tol : float, optional
+        The convergence tolerance: iterations may stop before ``total``, so the
+        time left is shown as a bound and an estimate.  None: all ``total`` steps run.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        label: str = "EM",
+        stream=None,
+        width: int = 20,
+        n_init: int = 1,
+        tol: float | None = None,
+    ):
+        super().__init__(stream, width)
+        self.total = max(int(total), 1)
+        self.label = _prefix.get() + label
+        self.n_init = max(int(n_init), 1)
+        self.tol = tol
+        self.unit = "iter" if tol is not None else "step"
+        self.init = 0
+        self.done = 0
+        self.steps = 0
+        self.step_seconds = 0.0
+        self.finished_inits: list[int] = []
+        self.lower_bound = None
+        self.change = None
+        self.changes: list[float] = []
+        self.pass_fraction = None
+        self._step_started = self.started
+
+    def start_init(self, init: int, done: int = 0) -> None:
+        """Initialisation ``init`` (from 0) begins its iterations, ``done`` of them
+        already taken (a resumed run)."""
+        with self._lock:
+            if self.init != init and self.done:
+                self.finished_inits.append(self.done)
+            self.init, self.done = init, done
+            self.lower_bound = self.change = self.pass_fraction = None
+            self.changes = []
+            self._step_started = time.monotonic()
+            self._draw(force=True)
 
     def step(self, lower_bound: float, change: float) -> None:
         """One iteration (mini-batch) finished with this lower bound and change."""
         with self._lock:
+            now = time.monotonic()
+            self.step_seconds += now - self._step_started
+            self._step_started = now
+            self.steps += 1
             self.done += 1
             self.lower_bound = lower_bound
             self.change = change
+            if math.isfinite(change):
+                self.changes.append(abs(change))
             self.pass_fraction = None
             self._draw(force=True)
 
@@ -83,9 +184,115 @@ class FitProgress:
     def close(self, message: str = "") -> None:
         """Finish the line (with an optional closing message)."""
         with self._lock:
-            self._draw(force=True)
-            self.stream.write(("  " + message if message else "") + "\n")
-            self.stream.flush()
+            self.pass_fraction = None
+            self._closing = True
+            self._end(message)
+
+    # ------------------------------------------------------------- drawing
+    def _line(self) -> str:
+        count = f"{self.done:>{len(str(self.total))}}/{self.total}"
+        where = f"init {self.init + 1}/{self.n_init}  " if self.n_init > 1 else ""
+        parts = [f"{self.label} {where}{count} {self.bar(self.done / self.total)}"]
+        if self.lower_bound is not None:
+            parts.append(f"lower bound {self.lower_bound: .6f}")
+        if self.change is not None and math.isfinite(self.change):
+            parts.append(f"change {self.change:.3g}")
+        parts.append(self._timing())
+        if self.pass_fraction is not None:
+            parts.append(f"pass {self.pass_fraction:4.0%}")
+        return "  ".join(parts)
+
+    def _timing(self) -> str:
+        """Seconds per step, elapsed, and (while running) the time left."""
+        elapsed = format_seconds(self.elapsed()) + " elapsed"
+        if not self.steps:
+            return elapsed
+        per_step = self.step_seconds / self.steps
+        text = f"{per_step:.3g} s/{self.unit}  {elapsed}"
+        if self._closing:
+            return text
+        bound = per_step * self._steps_left_at_most()
+        if self.tol is None:
+            return f"{text}  ~{format_seconds(bound)} left"
+        estimate = self._steps_left_estimate()
+        if estimate is None:
+            return f"{text}  at most {format_seconds(bound)} left"
+        guess = format_seconds(min(per_step * estimate, bound))
+        return f"{text}  ~{guess} left (at most {format_seconds(bound)})"
+
+    def _steps_left_at_most(self) -> int:
+        later = self.n_init - self.init - 1
+        return max(self.total - self.done, 0) + later * self.total
+
+    def _steps_left_estimate(self) -> float | None:
+        """Iterations left if the change keeps shrinking by its last factor (None
+        when it has not shrunk twice yet)."""
+        if len(self.changes) < 2 or not self.tol:
+            return None
+        previous, last = self.changes[-2], self.changes[-1]
+        if not 0 < last < previous:
+            return None
+        if last < self.tol:
+            here = 0.0
+        else:
+            here = math.ceil(math.log(self.tol / last) / math.log(last / previous))
+        here = min(here, self.total - self.done)
+        per_init = self.finished_inits or [self.done + here]
+        later = self.n_init - self.init - 1
+        return here + later * min(sum(per_init) / len(per_init), self.total)
+
+
+class TaskProgress(_Line, Callback):
+    """A progress line over the tasks of every ``compute`` in its block (local
+    schedulers), in the style of :class:`FitProgress`::
+
+        predict [########............]  40% of 25 tasks  0.8s elapsed  ~1.2s left
+
+    The time left is the tasks left of the running computation at its rate so far.
+
+    Parameters
+    ----------
+    label : str
+    stream : file-like, default sys.stderr
+    width : int
+    """
+
+    def __init__(self, label: str, stream=None, width: int = 20):
+        _Line.__init__(self, stream, width)
+        Callback.__init__(self)
+        self.label = _prefix.get() + label
+        self.total = self.finished = 0
+        self._compute_started = self.started
+
+    def _start_state(self, dsk, state):
+        with self._lock:
+            self.total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+            self.finished = 0
+            self._compute_started = time.monotonic()
+            self._draw()
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        with self._lock:
+            self.finished += 1
+            self._draw()
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._closing = True
+            if exc[0] is None:
+                self._end("")
+            else:
+                self.stream.write("\n")
+        return super().__exit__(*exc)
+
+    def _line(self) -> str:
+        fraction = self.finished / self.total if self.total else 0.0
+        parts = [f"{self.label} {self.bar(fraction)}", f"{fraction:4.0%} of {self.total} tasks"]
+        parts.append(format_seconds(self.elapsed()) + " elapsed")
+        if not self._closing and 0 < fraction < 1:
+            running = time.monotonic() - self._compute_started
+            parts.append(f"~{format_seconds(running * (1 - fraction) / fraction)} left")
+        return "  ".join(parts)
 
 
 _active = threading.local()
