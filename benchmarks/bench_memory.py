@@ -133,9 +133,14 @@ def one_run(store: Path, start: dict, args) -> dict:
                 COMPONENTS, tol=0, max_iter=args.iterations, scheduler=client, **start
             )
             began = time.perf_counter()
+            error = None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model.fit(str(store))
+                try:
+                    model.fit(str(store))
+                except Exception as exc:  # e.g. KilledWorker: recorded, not hidden
+                    error = f"{type(exc).__name__}: {exc}"
+                    print(f"  the fit failed: {error}", flush=True)
             seconds = time.perf_counter() - began
             stop.set()
             poller.join()
@@ -147,10 +152,11 @@ def one_run(store: Path, start: dict, args) -> dict:
         or "spawn" in tree.names[pid] or "multiprocessing" in tree.names[pid]
     }  # fmt: skip
     return {
+        "error": error,
         "seconds": seconds,
         "seconds_per_iteration": seconds / args.iterations,
-        "n_iter": int(model.n_iter_),
-        "lower_bound": float(model.lower_bound_),
+        "n_iter": None if error else int(model.n_iter_),
+        "lower_bound": None if error else float(model.lower_bound_),
         "pauses": count_lines(worker_logs, "Pausing worker"),
         "restarts": count_lines(nanny_logs, "Restarting worker")
         + len(set(workers_before) ^ set(workers_after)) // 2,
@@ -196,7 +202,7 @@ def main(argv=None) -> int:
     print(f"{args.rows:,} x {FEATURES} float32, chunks of {CHUNK_ROWS:,} rows; "
           f"2 workers x 1 thread, memory_limit={args.memory_limit}")  # fmt: skip
     print(f"{'run':>3} {'s/iter':>7} {'pauses':>6} {'restarts':>8} {'peak tree MB':>12} "
-          "{'peak worker MB':>16}")  # fmt: skip
+          f"{'peak worker MB':>16}")  # fmt: skip
     for i, run in enumerate(runs):
         workers = ", ".join(f"{p:.0f}" for p in run["peak_worker_process_mb"])
         print(f"{i:>3} {run['seconds_per_iteration']:>7.2f} {run['pauses']:>6} "
