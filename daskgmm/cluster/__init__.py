@@ -26,7 +26,7 @@ the environment ``dask worker`` starts in.
 
 from ..errors import ClusterConnectionError, SchedulerConnectionError
 from .blas import BLAS_PLUGIN_NAME, limit_worker_blas
-from .client import current_client, quiet_logs, scheduler_address
+from .client import current_client, quiet_logs, scheduler_address, scheduler_in_use
 from .connect import CONNECT_TIMEOUT, cluster_from_options, connect
 from .local import WORKER_MALLOC_ENV, close, dashboard_link, start_local_cluster
 from .progress import compute_with_progress
@@ -48,5 +48,6 @@ __all__ = [
     "performance_report",
     "quiet_logs",
     "scheduler_address",
+    "scheduler_in_use",
     "start_local_cluster",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import dask
 
@@ -13,6 +14,27 @@ def current_client():
     if owner is not None and type(owner).__module__.startswith("distributed"):
         return owner
     return None
+
+
+@contextmanager
+def scheduler_in_use(scheduler):
+    """Compute with ``scheduler`` inside the block: 'threads', 'sync', 'processes' or
+    a ``distributed.Client``.
+
+    A client is made current with ``Client.as_current()`` (a context variable;
+    dask's configuration holds only the string ``"dask.distributed"``), never put
+    into dask's configuration itself: a nanny of a LocalCluster in this process
+    that restarts its worker (a worker lost, or over its memory limit) sends the
+    configuration of the moment to the new process, and a client cannot be
+    pickled, so the worker would never come back and the computation would wait
+    for it forever.
+    """
+    if type(scheduler).__module__.startswith("distributed"):
+        with scheduler.as_current():
+            yield
+        return
+    with dask.config.set(scheduler=scheduler):
+        yield
 
 
 def scheduler_address() -> str:

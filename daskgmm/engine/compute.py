@@ -11,7 +11,13 @@ from contextlib import contextmanager
 
 import dask
 
-from ..cluster import compute_with_progress, current_client, limit_worker_blas, scheduler_address
+from ..cluster import (
+    compute_with_progress,
+    current_client,
+    limit_worker_blas,
+    scheduler_address,
+    scheduler_in_use,
+)
 from ..errors import SchedulerConnectionError
 from .progress import active_pass_progress
 
@@ -76,5 +82,5 @@ def using_scheduler(scheduler):
     if scheduler is None:
         yield
         return
-    with dask.config.set(scheduler=scheduler):
+    with scheduler_in_use(scheduler):
         yield
