@@ -8,8 +8,9 @@ call); with 4 MiB blocks they ran 1.3-1.5x one thread (the blocks stream through
 memory, which two cores share).  Here one compiled call (numba, ``nogil=True``)
 does a whole chunk in tiles of :data:`TILE` rows that stay in L2: per tile it
 builds the quadratic features ``z = [x_i x_j (i <= j), x_i, 1]`` of the centred
-rows, ``z @ W^T`` gives the K weighted log-densities (BLAS), a softmax per row
-gives the responsibilities, and ``z^T @ r`` (BLAS) adds every statistic the M-step
+rows (feature by feature, vectorised over the tile's rows), ``z @ W^T`` gives the
+K weighted log-densities (BLAS), a softmax per row gives the responsibilities, and
+``z^T @ r`` (BLAS) adds every statistic the M-step
 needs into one (F, K) float64 accumulator: pair moments, first moments and
 ``n_k``.  Rows are read in their own dtype and centred in float64; the
 features and products are in the weights' dtype (float32 under
@@ -36,27 +37,39 @@ TILE = 128
 
 
 @numba.njit(nogil=True, cache=True)
-def _tile_features(X, start, m, shift, u0, u1, Z, x):
-    """Features of rows ``start:start+m`` into ``Z[:m]``; the largest squared norm of
-    a centred row, or -1.0 when a value is not finite."""
+def _tile_features(X, start, m, shift, u0, u1, ZT, xT, r2):
+    """Features of rows ``start:start+m`` into the columns of ``ZT`` (F, TILE); the
+    largest squared norm of a centred row, or -1.0 when a value is not finite.
+
+    Feature-major: each feature is one pass over the tile's rows, contiguous in
+    ``ZT`` and in the centred rows ``xT`` (D, TILE), which the compiler vectorises
+    (3x faster than building each row's features in turn).  Columns ``m:`` are the
+    features of zero rows (finite; their responsibilities are set to 0)."""
     d = X.shape[1]
     n_pairs = u0.shape[0]
-    width = Z.shape[1]
+    width, tile = ZT.shape
+    for i in range(m):
+        for j in range(d):
+            xT[j, i] = np.float64(X[start + i, j]) - shift[j]
+    xT[:, m:] = 0.0
+    r2[:] = 0.0
+    for j in range(d):
+        for i in range(tile):
+            r2[i] += xT[j, i] * xT[j, i]
     largest = 0.0
     for i in range(m):
-        r2 = 0.0
-        for j in range(d):
-            v = np.float64(X[start + i, j]) - shift[j]
-            x[j] = v
-            r2 += v * v
-        if not math.isfinite(r2):
+        if not math.isfinite(r2[i]):
             return -1.0
-        largest = max(largest, r2)
-        for p in range(n_pairs):
-            Z[i, p] = x[u0[p]] * x[u1[p]]  # in float64, then stored in Z's dtype
-        for j in range(d):
-            Z[i, n_pairs + j] = x[j]
-        Z[i, width - 1] = 1.0
+        largest = max(largest, r2[i])
+    for p in range(n_pairs):
+        a = u0[p]
+        b = u1[p]
+        for i in range(tile):
+            ZT[p, i] = xT[a, i] * xT[b, i]  # in float64, then stored in ZT's dtype
+    for j in range(d):
+        for i in range(tile):
+            ZT[n_pairs + j, i] = xT[j, i]
+    ZT[width - 1, :] = 1.0
     return largest
 
 
@@ -133,18 +146,20 @@ def quadratic_tiles(X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, 
     """
     n, d = X.shape
     width, k = WT.shape
-    Z = np.empty((TILE, width), WT.dtype)  # float32 in compute_dtype='float32'
-    R = np.empty((TILE, k), WT.dtype)
-    x = np.empty(d)
+    ZT = np.empty((width, TILE), WT.dtype)  # float32 in compute_dtype='float32'
+    R = np.zeros((TILE, k), WT.dtype)  # rows past a short last tile stay 0
+    xT = np.empty((d, TILE))
+    r2 = np.empty(TILE)
     for t, start in enumerate(range(0, n, TILE)):
         m = min(TILE, n - start)
-        largest = _tile_features(X, start, m, shift, u0, u1, Z, x)
+        largest = _tile_features(X, start, m, shift, u0, u1, ZT, xT, r2)
         if largest < 0.0 or _error_bound(largest, bound_terms) > tolerance:
             skipped[t] = True
             continue
-        L = np.dot(Z[:m], WT)
+        L = np.dot(ZT.T, WT)
         if not _tile_softmax(L, m, weights, start, R, sums):
             skipped[t] = True
             continue
-        acc += np.dot(Z[:m].T, R[:m])
+        R[m:] = 0.0
+        acc += np.dot(ZT, R)
         sums[2] += m
