@@ -18,7 +18,11 @@ It reports, per run (``--runs``):
   scheduler and nannies in it, the worker processes), sampled every 50 ms with
   psutil, and the peak of each worker process;
 - the largest memory distributed itself saw on each worker (``memory`` in the
-  scheduler's worker info, sampled with the tree).
+  scheduler's worker info, sampled with the tree);
+- whether the fit ended, or failed (e.g. ``KilledWorker`` after restarts).
+
+Each run is made with the compiled E-step on the workers and with the numpy one
+(``DASKGMM_COMPILED=0``: numba is never loaded; ``--kernels``).
 
 The store is written once into ``--data-dir`` (default /tmp/daskgmm-bench-memory)
 and reused when complete.  Prints a table and writes JSON (default
@@ -103,9 +107,13 @@ def count_lines(logs: dict, needle: str) -> int:
     return sum(needle in line for entries in logs.values() for _, line in entries)
 
 
-def worker_peaks(client, stop: threading.Event, interval: float = 0.05) -> dict:
-    """The largest ``memory`` the scheduler reported per worker, until ``stop``."""
-    peaks: dict[str, int] = {}
+def worker_peaks(client, stop: threading.Event, interval: float = 0.05) -> tuple:
+    """The largest ``memory`` the scheduler reported per worker, until ``stop``; in
+    ``peaks["paused"]`` the times a worker was seen entering the paused state (the
+    worker logs of restarted workers are lost), in ``peaks["addresses"]`` every
+    worker address seen."""
+    peaks: dict = {"paused": 0, "addresses": set()}
+    was_paused: dict[str, bool] = {}
 
     def poll():
         while not stop.is_set():
@@ -116,6 +124,10 @@ def worker_peaks(client, stop: threading.Event, interval: float = 0.05) -> dict:
             for address, worker in info.items():
                 memory = worker.get("metrics", {}).get("memory", 0)
                 peaks[address] = max(peaks.get(address, 0), memory)
+                paused = worker.get("status") == "paused"
+                peaks["paused"] += paused and not was_paused.get(address, False)
+                was_paused[address] = paused
+                peaks["addresses"].add(address)
             time.sleep(interval)
 
     thread = threading.Thread(target=poll, daemon=True)
@@ -157,9 +169,11 @@ def one_run(store: Path, start: dict, args) -> dict:
         "seconds_per_iteration": seconds / args.iterations,
         "n_iter": None if error else int(model.n_iter_),
         "lower_bound": None if error else float(model.lower_bound_),
-        "pauses": count_lines(worker_logs, "Pausing worker"),
-        "restarts": count_lines(nanny_logs, "Restarting worker")
-        + len(set(workers_before) ^ set(workers_after)) // 2,
+        "pauses": max(count_lines(worker_logs, "Pausing worker"), peaks.pop("paused")),
+        "restarts": max(
+            count_lines(nanny_logs, "Restarting worker"),
+            len(peaks.pop("addresses") | set(workers_before) | set(workers_after)) - 2,
+        ),
         "peak_tree_mb": tree.peak_total / 1e6,
         "peak_worker_process_mb": sorted((p / 1e6 for p in workers.values()), reverse=True),
         "peak_worker_memory_seen_by_scheduler_mb": sorted(
@@ -188,6 +202,13 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--memory-limit", default="500MB")
+    parser.add_argument(
+        "--kernels",
+        nargs="+",
+        choices=["compiled", "numpy"],
+        default=["compiled", "numpy"],
+        help="E-step kernels on the workers (numpy: DASKGMM_COMPILED=0, numba never loaded)",
+    )
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/daskgmm-bench-memory"))
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "bench_memory.json"
@@ -197,15 +218,21 @@ def main(argv=None) -> int:
 
     store = ensure_store(args.data_dir, args.rows)
     start = fixed_start(store)
-    runs = [one_run(store, start, args) for _ in range(args.runs)]
+    runs = []
+    for kernels in args.kernels:
+        # the worker processes take the environment at their start
+        os.environ["DASKGMM_COMPILED"] = "1" if kernels == "compiled" else "0"
+        for _ in range(args.runs):
+            runs.append({"kernels": kernels, **one_run(store, start, args)})
+    os.environ.pop("DASKGMM_COMPILED")
 
     print(f"{args.rows:,} x {FEATURES} float32, chunks of {CHUNK_ROWS:,} rows; "
           f"2 workers x 1 thread, memory_limit={args.memory_limit}")  # fmt: skip
-    print(f"{'run':>3} {'s/iter':>7} {'pauses':>6} {'restarts':>8} {'peak tree MB':>12} "
-          f"{'peak worker MB':>16}")  # fmt: skip
+    print(f"{'run':>3} {'kernels':>8} {'s/iter':>7} {'pauses':>6} {'restarts':>8} "
+          f"{'peak tree MB':>12} {'peak worker MB':>16}")  # fmt: skip
     for i, run in enumerate(runs):
         workers = ", ".join(f"{p:.0f}" for p in run["peak_worker_process_mb"])
-        print(f"{i:>3} {run['seconds_per_iteration']:>7.2f} {run['pauses']:>6} "
+        print(f"{i:>3} {run['kernels']:>8} {run['seconds_per_iteration']:>7.2f} {run['pauses']:>6} "
               f"{run['restarts']:>8} {run['peak_tree_mb']:>12.0f} {workers:>16}")  # fmt: skip
     record = {
         "benchmark": "bench_memory",

@@ -29,8 +29,9 @@ What it measures, case by case (``--cases``; default all four):
   ``da.from_zarr(store).sum(dtype=float64).compute()`` (as bench_io.py does),
   best of ``--repeats``; (b) seconds per EM iteration (K=8 'full', start fitted
   by scikit-learn on the store's first 50,000 rows) fitting from the store path,
-  as above; and their ratio EM / read.  The store is read once untimed first, so
-  every pass reads from the page cache.
+  as above, with float64 and with ``compute_dtype='float32'``; and their ratios
+  EM / read.  The store is read once untimed first, so every pass reads from the
+  page cache.
 - The first-call cost of daskgmm's compiled kernel (numba,
   ``daskgmm.kernels.compiled.quadratic_tiles``, ``cache=True``): the first
   ``chunk_stats`` call of a 'full' E-step (float64 rows, then float32 rows) in a
@@ -366,8 +367,14 @@ def run_zarr(args, threads: list[int], n_chunks: int) -> dict:
         "precisions_init": seed.precisions_,
     }
 
-    def factory(max_iter):
-        return GaussianMixture(k, covariance_type=cov, tol=0.0, max_iter=max_iter, **init)
+    def factory(max_iter, compute_dtype="float64"):
+        return GaussianMixture(
+            k, covariance_type=cov, tol=0.0, max_iter=max_iter, compute_dtype=compute_dtype,
+            **init,
+        )  # fmt: skip
+
+    def factory32(max_iter):
+        return factory(max_iter, "float32")
 
     def read_pass():
         return da.from_zarr(str(path)).sum(dtype=np.float64).compute()
@@ -386,6 +393,9 @@ def run_zarr(args, threads: list[int], n_chunks: int) -> dict:
             em, _, _ = bench_em.seconds_per_iteration(
                 factory, str(path), args.iterations, args.repeats
             )
+            em32, _, _ = bench_em.seconds_per_iteration(
+                factory32, str(path), args.iterations, args.repeats
+            )
         rows.append(
             {
                 "threads": t,
@@ -393,9 +403,11 @@ def run_zarr(args, threads: list[int], n_chunks: int) -> dict:
                 "read_gib_per_s": data_bytes / best / 2**30,
                 "em_s_per_iter": em,
                 "em_over_read": em / best,
+                "em32_s_per_iter": em32,
+                "em32_over_read": em32 / best,
             }
         )
-        print(f"  T={t:<3} read {best:.4f} s, EM {em:.4f} s/it", flush=True)
+        print(f"  T={t:<3} read {best:.4f} s, EM {em:.4f} s/it, float32 compute {em32:.4f} s/it")
     for key in ("read_s", "em_s_per_iter"):
         effs = efficiencies(threads, [r[key] for r in rows])
         for r, e in zip(rows, effs, strict=True):
@@ -430,6 +442,7 @@ def print_zarr(z: dict) -> None:
     )
     header = (
         f"{'T':>4} {'read s':>8} {'GiB/s':>7} {'eff':>6} {'EM s/it':>8} {'eff':>6} {'EM/read':>8}"
+        f" {'f32 s/it':>9} {'f32/read':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -437,7 +450,8 @@ def print_zarr(z: dict) -> None:
         print(
             f"{r['threads']:>4} {r['read_s']:>8.4f} {r['read_gib_per_s']:>7.2f} "
             f"{r['read_efficiency']:>6.0%} {r['em_s_per_iter']:>8.4f} {r['em_efficiency']:>6.0%} "
-            f"{r['em_over_read']:>8.2f}"
+            f"{r['em_over_read']:>8.2f} {r.get('em32_s_per_iter', math.nan):>9.4f} "
+            f"{r.get('em32_over_read', math.nan):>9.2f}"
         )
 
 

@@ -314,3 +314,40 @@ def test_float32_fit_agrees_with_float64_and_refuses_other_dtypes():
     assert not np.array_equal(f32.means_, f64.means_)  # float32 did run
     with pytest.raises(ValueError, match=r"compute_dtype must be one of \['float64', 'float32'\]"):
         GaussianMixture(K, compute_dtype="float16").fit(X)
+
+
+@pytest.mark.parametrize("setting, compiled", [("0", False), ("off", False), ("1", True)])
+def test_environment_turns_the_compiled_kernel_off(setting, compiled):
+    """``DASKGMM_COMPILED=0`` (where workers start) runs the numpy kernels and never
+    imports numba; the statistics are the same."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import json, sys
+import numpy as np
+from daskgmm.kernels.density import LogDensity
+from daskgmm.kernels.estep import chunk_stats
+from daskgmm.kernels.responsibilities import EStep
+rng = np.random.default_rng(0)
+k, d = 6, 5
+a = rng.normal(size=(k, d, d))
+cov = a @ a.transpose(0, 2, 1) + np.eye(d)
+chol = np.linalg.cholesky(np.linalg.inv(cov))
+log_density = LogDensity(rng.normal(size=(k, d)), chol, "full", np.full(k, 1 / k))
+stats = chunk_stats(rng.normal(size=(5000, d)) * 2, EStep(log_density, "float64"))
+print(json.dumps({"numba": "numba" in sys.modules, "m2": stats.m2.ravel().tolist()}))
+"""
+    env = {**os.environ, "DASKGMM_COMPILED": setting}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout)
+    assert got["numba"] is compiled
+    env["DASKGMM_COMPILED"] = "1" if setting != "1" else "0"
+    other = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    np.testing.assert_allclose(got["m2"], json.loads(other.stdout)["m2"], rtol=1e-10)

@@ -417,3 +417,17 @@ def test_io_stays_lazy_and_layered():
         "assert 'zarr' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rows_already_in_order_add_no_transpose_task(tmp_path):
+    """A table whose features are on its last axis is read with no per-chunk
+    identity transpose (a task per chunk in every pass); other orders move the axis."""
+    table = zarr.create_array(str(tmp_path / "t.zarr"), shape=(400, 3), chunks=(100, 3), dtype="f8")
+    table[:] = np.arange(1200.0).reshape(400, 3)
+    rows = io.open_rows(str(tmp_path / "t.zarr")).data
+    assert not [name for name in rows.dask.layers if name.startswith("transpose")]
+    np.testing.assert_array_equal(rows.compute(), table[:])
+    cube = xr.DataArray(np.arange(24.0).reshape(3, 2, 4), dims=("band", "y", "x"))
+    moved = io.open_rows(cube).data
+    assert [name for name in moved.dask.layers if name.startswith("transpose")]
+    np.testing.assert_array_equal(moved.compute(), cube.values.reshape(3, -1).T)

@@ -49,7 +49,7 @@ def _model(**kwargs):
     )
 
 
-def test_fit_survives_a_killed_worker(store):
+def test_local_cluster_restarts_a_killed_worker_and_the_fit_goes_on(store):
     """A worker killed mid-fit (SIGKILL) is restarted by its nanny, its chunks are
     computed again, and the fit ends with the result of an undisturbed fit.
 

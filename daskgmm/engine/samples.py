@@ -31,7 +31,9 @@ def flatten_samples(array: da.Array, feature_axis: int) -> da.Array:
     """
     if feature_axis is None:
         array = array[..., None]
-    else:
+    elif feature_axis % array.ndim != array.ndim - 1:
+        # (da.moveaxis to where the axis already is adds an identity transpose
+        # task per chunk, on the dashboard and in every pass)
         array = da.moveaxis(array, feature_axis, -1)
     if array.numblocks[-1] > 1:
         array = array.rechunk({array.ndim - 1: -1})

@@ -14,6 +14,8 @@ policy's (:mod:`daskgmm.kernels.nan_policy`).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import blocks, tiles
@@ -27,7 +29,16 @@ from .stats import SufficientStats
 QUADRATIC_TYPES = ("full", "tied")
 #: Whether E-steps run compiled where they can (:mod:`daskgmm.kernels.tiles`);
 #: False runs the numpy kernels, the reference the compiled ones are tested against.
-USE_COMPILED = True
+#: The environment variable ``DASKGMM_COMPILED=0``, set where the processes start
+#: (dask workers included), makes it False: numba then is never imported, which
+#: leaves each process about 110 MB more of its memory (numba's compiler and the
+#: loaded kernel) at about twice the single-thread E-step time.
+USE_COMPILED = os.environ.get("DASKGMM_COMPILED", "1").strip().lower() not in (
+    "0",
+    "false",
+    "no",
+    "off",
+)
 
 
 def chunk_stats(
