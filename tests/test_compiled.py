@@ -351,3 +351,57 @@ print(json.dumps({"numba": "numba" in sys.modules, "m2": stats.m2.ravel().tolist
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     np.testing.assert_allclose(got["m2"], json.loads(other.stdout)["m2"], rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- #
+# per-row answers: predict, predict_proba, score_samples
+# --------------------------------------------------------------------------- #
+class _LogProbSpy:
+    """Counts the compiled per-row kernel's calls, its tiles and those it declined."""
+
+    def __init__(self, monkeypatch):
+        self.calls, self.tiles, self.skipped = 0, 0, 0
+        real = compiled.quadratic_log_prob
+
+        def spy(*args):
+            real(*args)
+            self.calls += 1
+            self.tiles += len(args[-1])
+            self.skipped += int(args[-1].sum())
+
+        monkeypatch.setattr(compiled, "quadratic_log_prob", spy)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_log_prob_equals_the_numpy_kernel(cov_type, dtype, monkeypatch):
+    """The compiled per-row log-densities are the numpy kernel's to its 1e-9 nats
+    bound, also for rows far from every component (offset 1e4: tiles declined)."""
+    from daskgmm.kernels import density, tiles
+
+    log_density = _mixture(cov_type, seed=3).log_density
+    X = _rows(_mixture(cov_type, seed=3), 3000, seed=4, dtype=dtype)
+    X[1000:1100] += 1e4  # whole tiles far off
+    X[2500] += 300.0  # one row in an otherwise near tile
+    spy = _LogProbSpy(monkeypatch)
+    got = tiles.weighted_log_prob(X, log_density)
+    want = density.weighted_log_prob(X, log_density)
+    assert spy.calls == 1 and 0 < spy.skipped < spy.tiles  # some tiles declined, not all
+    assert np.all(np.abs(got - want) <= 1e-9 * (1 + np.abs(want)))
+    far = slice(1024, 1088)  # inside declined tiles: the numpy kernel's own numbers
+    np.testing.assert_array_equal(got[far], want[far])
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_predictions_equal_with_and_without_the_compiled_kernel(cov_type, monkeypatch):
+    X = np.random.default_rng(5).normal(size=(4000, 6)) + np.repeat(np.eye(6) * 6, 667, 0)[:4000]
+    model = GaussianMixture(6, covariance_type=cov_type, random_state=0, max_iter=20).fit(X)
+    with monkeypatch.context() as patch:
+        patch.setattr(estep_module, "USE_COMPILED", False)
+        want = (model.predict(X), model.predict_proba(X), model.score_samples(X))
+    spy = _LogProbSpy(monkeypatch)
+    got = (model.predict(X), model.predict_proba(X), model.score_samples(X))
+    assert spy.calls == 3
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-10)

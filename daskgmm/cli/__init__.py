@@ -3,8 +3,9 @@
 Each command lives in its own module with a ``register(subparsers)`` function that
 adds its parser and sets ``func``; :func:`main` maps failures to exit codes
 (0 success, 2 bad usage or input, 3 not converged with ``--require-converged``,
-1 a full disk (category ``disk-full``) or anything unexpected, 141 when the reader of the output went away, as in
-``daskgmm ... | head -1``).  With ``--json`` a failure is also a JSON object on stdout.
+1 a full disk (category ``disk-full``) or anything unexpected, 141 when the reader
+of the output went away, as in ``daskgmm ... | head -1``).  With ``--json`` a failure
+is also a JSON object on stdout.
 The global options (``-v``, ``--quiet``) are taken before or after the command.
 """
 

@@ -19,6 +19,12 @@ from ..engine.compute import compute
 from ..engine.passes import map_rows
 from ..engine.rows import as_dask_array
 from ..io import is_source, rows_for_model
+from ..kernels.answers import (
+    predict_rows,
+    prediction_rows,
+    proba_rows,
+    score_rows,
+)
 from ..kernels.checks import (
     check_data_shape,
     check_feature_count,
@@ -27,13 +33,7 @@ from ..kernels.checks import (
     check_numpy_data,
 )
 from ..kernels.covariance import n_parameters, precisions_from_cholesky
-from ..kernels.density import (
-    LogDensity,
-    predict_rows,
-    prediction_rows,
-    proba_rows,
-    score_rows,
-)
+from ..kernels.density import LogDensity
 from ..kernels.nan_policy import LABEL_FILL, finite_rows_only
 from ..kernels.responsibilities import EStep
 

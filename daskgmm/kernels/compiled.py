@@ -163,3 +163,25 @@ def quadratic_tiles(X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, 
         R[m:] = 0.0
         acc += np.dot(ZT, R)
         sums[2] += m
+
+
+@numba.njit(nogil=True, cache=True)
+def quadratic_log_prob(X, shift, WT, u0, u1, bound_terms, tolerance, out, skipped):
+    """The weighted log-densities ``z @ W^T`` of every tile of ``X`` the expansion
+    may take, into ``out`` (n, K); ``skipped`` marks the tiles left to the caller.
+
+    Parameters as :func:`quadratic_tiles` (``WT`` float64).
+    """
+    n, d = X.shape
+    width = WT.shape[0]
+    ZT = np.empty((width, TILE), WT.dtype)
+    xT = np.empty((d, TILE))
+    r2 = np.empty(TILE)
+    for t, start in enumerate(range(0, n, TILE)):
+        m = min(TILE, n - start)
+        largest = _tile_features(X, start, m, shift, u0, u1, ZT, xT, r2)
+        if largest < 0.0 or _error_bound(largest, bound_terms) > tolerance:
+            skipped[t] = True
+            continue
+        L = np.dot(ZT.T, WT)
+        out[start : start + m] = L[:m]

@@ -1,9 +1,10 @@
 """Gaussian log-densities of row blocks, softmax and the per-row answers (numpy only).
 
 :class:`LogDensity` turns a model's parameters once into the matrices its row
-kernel needs; :func:`weighted_log_prob` runs it over cache-sized blocks; the
-``*_rows`` functions are what ``predict``, ``predict_proba`` and
-``score_samples`` compute per chunk.  Nothing here imports dask.
+kernel needs; :func:`weighted_log_prob` runs it over cache-sized blocks (the
+reference of the compiled :func:`daskgmm.kernels.tiles.weighted_log_prob`, which
+:mod:`daskgmm.kernels.answers` uses for ``predict`` and the like).  Nothing here
+imports dask.
 """
 
 from __future__ import annotations
@@ -284,37 +285,3 @@ def weighted_log_prob(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
         out[start : start + step] = log_density(rows, shift)
     return out
 
-
-def predict_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
-    """Most probable component per row; (n, D) -> (n,) int64."""
-    return weighted_log_prob(X, log_density).argmax(axis=1)
-
-
-def proba_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
-    """Posterior responsibilities per row; (n, D) -> (n, K)."""
-    return softmax_components(weighted_log_prob(X, log_density))[0].T
-
-
-def score_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
-    """Log-density of the mixture per row; (n, D) -> (n,)."""
-    return logsumexp_rows(weighted_log_prob(X, log_density))
-
-
-def prediction_rows(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
-    """Probabilities, log-density and label of each row from one E-step.
-
-    Each column equals what :func:`proba_rows`, :func:`score_rows` and
-    :func:`predict_rows` give, bit for bit.
-
-    Returns
-    -------
-    ndarray of shape (n, K + 2), float64
-        Columns ``0..K-1`` the probabilities, ``K`` the log-density, ``K+1`` the label.
-    """
-    wlp = weighted_log_prob(X, log_density)
-    k = log_density.n_components
-    out = np.empty((X.shape[0], k + 2))
-    out[:, k] = logsumexp_rows(wlp)
-    out[:, k + 1] = wlp.argmax(axis=1)
-    out[:, :k] = softmax_components(wlp)[0].T
-    return out

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blocks
+from . import blocks, density
 from .density import LogDensity, Workspace
 from .moments import CANCELLATION_LIMIT
+from .quadratic import TOLERANCE as QUADRATIC_TOLERANCE
 from .quadratic import QuadraticEStep, symmetric_from_pairs, worthwhile
 from .responsibilities import EStep
 from .stats import SufficientStats
@@ -106,7 +107,13 @@ def _quadratic_plan(log_density: LogDensity, shift: np.ndarray, dtype) -> Featur
     )
 
 
-def _diagonal_plan(log_density: LogDensity, shift: np.ndarray, dtype) -> FeaturePlan:
+def _diagonal_plan(
+    log_density: LogDensity, shift: np.ndarray, dtype, bounded: bool = False
+) -> FeaturePlan:
+    """The 'diag'/'spherical' feature map.  In float64 the E-step keeps the numpy
+    kernel's expansion, which has no bound; ``bounded`` (per-row answers) and
+    float32 bound ``|terms| <= r2 |L|/2 + r |L a| + a^T L a / 2`` as the quadratic
+    kernel does, with the tolerance of the dtype."""
     k, d = log_density.n_components, log_density.n_features
     precisions = np.broadcast_to(log_density.precisions.reshape(k, -1), (k, d))
     centres = log_density.means - shift
@@ -116,15 +123,13 @@ def _diagonal_plan(log_density: LogDensity, shift: np.ndarray, dtype) -> Feature
     constant = 0.5 * (precisions * np.square(centres)).sum(axis=1)
     weights[:, -1] = log_density.offset - constant
     diagonal = np.arange(d, dtype=np.int64)
-    # float64 keeps the numpy kernel's expansion, which has no bound; float32 bounds
-    # |terms| <= r2 |L|/2 + r |L a| + a^T L a / 2 as the quadratic kernel does
     bound_terms, tolerance = np.zeros((4, k)), np.inf
-    if dtype == np.float32:
+    if dtype == np.float32 or bounded:
         bound_terms[0] = 0.5 * np.sqrt(np.square(precisions).sum(axis=1))
         bound_terms[1] = np.sqrt(np.square(precisions * centres).sum(axis=1))
         bound_terms[2] = constant
-        bound_terms[3, 0] = np.sqrt(2 * d + 1) * np.finfo(np.float32).eps
-        tolerance = FLOAT32_TOLERANCE
+        bound_terms[3, 0] = np.sqrt(2 * d + 1) * np.finfo(dtype).eps
+        tolerance = FLOAT32_TOLERANCE if dtype == np.float32 else QUADRATIC_TOLERANCE
     return FeaturePlan(
         log_density.covariance_type,
         np.asarray(shift, dtype=np.float64),
@@ -261,4 +266,51 @@ def _merge_declined(out, rows, weights, left, step, shift, responsibilities, chu
             out = out.merge(block)
     if n_bad:
         out.bad_chunks = {chunk_index: n_bad}
+    return out
+
+
+def weighted_log_prob(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
+    """``log(weight_k) + log N(x | k)`` for every row: the compiled expansion where
+    its rounding-error bound allows (:data:`~daskgmm.kernels.quadratic.TOLERANCE`
+    nats), :func:`daskgmm.kernels.density.weighted_log_prob` for the other tiles
+    and for what the kernel does not take ('full'/'tied' beyond
+    :func:`~daskgmm.kernels.quadratic.worthwhile`).
+
+    Rows are centred on the mean of the model's means, as the numpy kernel centres
+    them.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D)
+        Finite rows.
+    log_density : LogDensity
+        Prepared with weights.
+
+    Returns
+    -------
+    ndarray of shape (n, K), float64
+    """
+    from .compiled import TILE, quadratic_log_prob
+
+    covariance_type = log_density.covariance_type
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if covariance_type in ("full", "tied") and not worthwhile(
+        log_density.n_components, log_density.n_features
+    ):
+        return density.weighted_log_prob(X, log_density)
+    shift = log_density.means.mean(axis=0)
+    if covariance_type in ("full", "tied"):
+        plan = _quadratic_plan(log_density, shift, np.dtype(np.float64))
+    else:
+        plan = _diagonal_plan(log_density, shift, np.dtype(np.float64), bounded=True)
+    out = np.empty((X.shape[0], log_density.n_components))
+    skipped = np.zeros(-(-X.shape[0] // TILE), dtype=np.bool_)
+    quadratic_log_prob(
+        X, plan.shift, plan.WT, *plan.pairs, plan.bound_terms, plan.tolerance, out, skipped
+    )
+    if skipped.any():
+        left = np.repeat(skipped, TILE)[: X.shape[0]]
+        out[left] = density.weighted_log_prob(X[left], log_density)
     return out
