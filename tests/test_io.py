@@ -167,7 +167,10 @@ def test_dataset_variables_stacked_as_features(tmp_path):
     model = GaussianMixture(2, max_iter=3, random_state=0).fit(view)
     labels = model.predict(view)
     assert labels.dims == ("time", "y", "x")
-    np.testing.assert_array_equal(labels.values.ravel(), model.predict(X.reshape(-1, 2)))
+    assert list(model.feature_names_in_) == ["red", "nir"]
+    with pytest.warns(UserWarning, match="fitted with feature names"):  # as scikit-learn
+        bare = model.predict(X.reshape(-1, 2))
+    np.testing.assert_array_equal(labels.values.ravel(), bare)
 
 
 def test_masked_cube_omit_equals_fit_of_unmasked_rows(tmp_path):
