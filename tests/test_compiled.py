@@ -405,3 +405,41 @@ def test_predictions_equal_with_and_without_the_compiled_kernel(cov_type, monkey
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(got[2], want[2], rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "k, d, cov_type", [(8, 64, "full"), (8, 64, "tied"), (2, 32, "full"), (3, 20, "tied")]
+)
+def test_wide_and_few_component_mixtures_compile_with_equal_statistics(
+    k, d, cov_type, monkeypatch
+):
+    """'full'/'tied' up to D=64 (K >= 8) and D=32 (any K) run compiled; statistics and
+    per-row log-densities equal the numpy kernels'."""
+    from daskgmm.kernels import density, tiles
+
+    rng = np.random.default_rng(7)
+    factors = 0.2 * rng.standard_normal((k, d, d))
+    covariances = factors @ np.swapaxes(factors, 1, 2) + np.eye(d)
+    covariances = covariances if cov_type == "full" else covariances[0]
+    means = 3.0 * rng.standard_normal((k, d))
+    log_density = LogDensity(
+        means, precision_cholesky(covariances, cov_type), cov_type, rng.dirichlet(np.ones(k))
+    )
+    estep = EStep(log_density)
+    X = means[rng.integers(0, k, 3001)] + rng.standard_normal((3001, d))
+    spy = _TileSpy(monkeypatch)
+    fast = chunk_stats(X, estep, None, chunk_index=0)
+    assert spy.calls == 1 and spy.skipped == 0
+    _assert_equal_stats(fast, _numpy_stats(monkeypatch, X, estep, None, chunk_index=0))
+    rows = _LogProbSpy(monkeypatch)
+    got = tiles.weighted_log_prob(X, log_density)
+    want = density.weighted_log_prob(X, log_density)
+    assert rows.calls == 1
+    assert np.all(np.abs(got - want) <= 1e-9 * (1 + np.abs(want)))
+
+
+def test_which_full_mixtures_compile():
+    from daskgmm.kernels.tiles import quadratic_compiles
+
+    assert quadratic_compiles(2, 32) and quadratic_compiles(8, 64) and quadratic_compiles(4, 24)
+    assert not quadratic_compiles(4, 64) and not quadratic_compiles(16, 96)
