@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -434,3 +435,31 @@ def test_rows_already_in_order_add_no_transpose_task(tmp_path):
     moved = io.open_rows(cube).data
     assert [name for name in moved.dask.layers if name.startswith("transpose")]
     np.testing.assert_array_equal(moved.compute(), cube.values.reshape(3, -1).T)
+
+
+def test_failed_write_waits_for_the_chunk_writes_still_running(tmp_path, monkeypatch):
+    """A chunk that fails while others are being written: the writes still running end
+    before the output is removed, so nothing is left behind (dask raises the first
+    error while the tasks already started run on)."""
+    import time
+
+    from zarr.storage import _local
+
+    X = np.random.default_rng(7).normal(size=(1200, D))
+    model = _model().fit(X)
+    X[1150, 0] = np.nan  # the last chunk fails at once, under nan_policy='raise'
+    arr = zarr.create_array(tmp_path / "x.zarr", data=X, chunks=(100, D))
+    real_put = _local._put
+
+    def slow_put(path, value, *args, **kwargs):
+        if "pred.zarr" in str(path) and "/c/" in str(path):
+            time.sleep(0.3)  # chunk writes take a while
+        return real_put(path, value, *args, **kwargs)
+
+    monkeypatch.setattr(_local, "_put", slow_put)
+    out = tmp_path / "pred.zarr"
+    with dask.config.set(scheduler="threads", num_workers=4):
+        with pytest.raises(ValueError, match="NaN"):
+            io.write_predictions(model, arr, out, proba=True)
+    time.sleep(0.5)  # any write still running has landed by now
+    assert not out.exists()

@@ -84,3 +84,26 @@ def using_scheduler(scheduler):
         return
     with scheduler_in_use(scheduler):
         yield
+
+
+@contextmanager
+def joinable_threads():
+    """On dask's threaded scheduler, compute the block's graphs on a thread pool of
+    its own, yielded, so that after a failure the tasks still running can be waited
+    for (``pool.shutdown(wait=True)``): dask raises the first task's error while the
+    tasks already started run on, and a write that cleans up after a failure must
+    not have them write after it.  Yields None on other schedulers."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    scheduler = dask.config.get("scheduler", None)
+    if current_client() is not None or scheduler not in (None, "threads", "threading"):
+        yield None
+        return
+    workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="daskgmm-write")
+    try:
+        with dask.config.set(pool=pool):
+            yield pool
+    finally:
+        pool.shutdown(wait=True)

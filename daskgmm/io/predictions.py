@@ -16,7 +16,7 @@ import dask.array as da
 import numpy as np
 
 from .._version import __version__
-from ..engine.compute import compute
+from ..engine.compute import compute, joinable_threads
 from ..engine.samples import unflatten_samples
 from ..errors import DiskFullError
 from ..kernels.nan_policy import LABEL_FILL
@@ -161,21 +161,24 @@ def write_predictions(
             f"{store!r} already exists; pass overwrite=True to replace it, or region= to "
             "write into part of it."
         )
-    try:
-        if view.is_xarray:
-            _write_xarray(view, arrays, store, {**attrs, COMPLETE_ATTR: False}, kwargs)
-            group = zarr.open_group(store, mode="r+", **kwargs)
-        else:
-            group = zarr.open_group(store, mode="w", **kwargs)
-            group.attrs.update({**attrs, COMPLETE_ATTR: False})
-            _write_plain(view, arrays, group)
-        group.attrs[COMPLETE_ATTR] = True
-    except BaseException as exc:
-        removed = _remove_outputs(store, kwargs, created=not existed)
-        _raise_if_disk_full(
-            exc, store, "what was written is removed" if removed else "it is marked incomplete"
-        )
-        raise
+    with joinable_threads() as pool:
+        try:
+            if view.is_xarray:
+                _write_xarray(view, arrays, store, {**attrs, COMPLETE_ATTR: False}, kwargs)
+                group = zarr.open_group(store, mode="r+", **kwargs)
+            else:
+                group = zarr.open_group(store, mode="w", **kwargs)
+                group.attrs.update({**attrs, COMPLETE_ATTR: False})
+                _write_plain(view, arrays, group)
+            group.attrs[COMPLETE_ATTR] = True
+        except BaseException as exc:
+            if pool is not None:  # chunk writes still running would write after the removal
+                pool.shutdown(wait=True)
+            removed = _remove_outputs(store, kwargs, created=not existed)
+            _raise_if_disk_full(
+                exc, store, "what was written is removed" if removed else "it is marked incomplete"
+            )
+            raise
     logger.info("wrote %s to %s", ", ".join(arrays), store)
     return dict(group.attrs)
 

@@ -284,4 +284,3 @@ def weighted_log_prob(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
         rows = np.asarray(X[start : start + step], dtype=np.float64) - shift
         out[start : start + step] = log_density(rows, shift)
     return out
-
