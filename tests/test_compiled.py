@@ -410,9 +410,7 @@ def test_predictions_equal_with_and_without_the_compiled_kernel(cov_type, monkey
 @pytest.mark.parametrize(
     "k, d, cov_type", [(8, 64, "full"), (8, 64, "tied"), (2, 32, "full"), (3, 20, "tied")]
 )
-def test_wide_and_few_component_mixtures_compile_with_equal_statistics(
-    k, d, cov_type, monkeypatch
-):
+def test_wide_and_few_component_mixtures_compile_with_equal_statistics(k, d, cov_type, monkeypatch):
     """'full'/'tied' up to D=64 (K >= 8) and D=32 (any K) run compiled; statistics and
     per-row log-densities equal the numpy kernels'."""
     from daskgmm.kernels import density, tiles
