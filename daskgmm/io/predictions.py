@@ -161,6 +161,15 @@ def write_predictions(
             f"{store!r} already exists; pass overwrite=True to replace it, or region= to "
             "write into part of it."
         )
+    group = _write_new(view, arrays, store, attrs, kwargs, created=not existed)
+    logger.info("wrote %s to %s", ", ".join(arrays), store)
+    return dict(group.attrs)
+
+
+def _write_new(view: RowView, arrays: dict, store, attrs: dict, kwargs: dict, created: bool):
+    """Write a whole output, marked complete at the end; after a failure remove it
+    (once the chunk writes still running have ended) and name a full disk."""
+    zarr = _zarr()
     with joinable_threads() as pool:
         try:
             if view.is_xarray:
@@ -174,13 +183,12 @@ def write_predictions(
         except BaseException as exc:
             if pool is not None:  # chunk writes still running would write after the removal
                 pool.shutdown(wait=True)
-            removed = _remove_outputs(store, kwargs, created=not existed)
+            removed = _remove_outputs(store, kwargs, created=created)
             _raise_if_disk_full(
                 exc, store, "what was written is removed" if removed else "it is marked incomplete"
             )
             raise
-    logger.info("wrote %s to %s", ", ".join(arrays), store)
-    return dict(group.attrs)
+    return group
 
 
 def _exists(store, kwargs) -> bool:
