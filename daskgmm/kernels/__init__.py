@@ -8,7 +8,7 @@ zarr, xarray or distributed.
 ``nan_policy``                what rows with NaN/inf do, in fitting and predicting
 ``scale``                     data too large for float64's squares, named with the cure
 ``covariance``                the shape table and precision algebra per covariance type
-``density``                   log-densities of row blocks, softmax, per-row answers
+``density``                   log-densities of row blocks (numpy), softmax
 ``quadratic``                 the 'full'/'tied' E-step as two matrix products
 ``responsibilities``          what assigns rows to components in a pass
 ``moments``                   centred second moments of a block
@@ -17,10 +17,12 @@ zarr, xarray or distributed.
 ``compiled``                  the GIL-free numba kernel: a chunk in cache-sized tiles
 ``tiles``                     feature maps per covariance type for it, its statistics
 ``estep``                     one chunk's fused E-step: rows -> statistics
+``answers``                   per-row answers: predict, predict_proba, score_samples
 ``mstep``                     maximum-likelihood M-step from statistics
 ============================  =====================================================
 
-Imports point down this table's reverse order: ``estep`` uses ``tiles`` (which
+Imports point down this table's reverse order: ``answers`` uses ``estep``'s switch
+and ``tiles``; ``estep`` uses ``tiles`` (which
 loads ``compiled``, and numba with it, on the first compiled E-step), ``blocks``,
 ``stats``, ``responsibilities``, ``quadratic`` and ``density``; nothing here imports
 another layer of daskgmm but ``daskgmm.errors``.
