@@ -118,8 +118,14 @@ def _tile_softmax(L, m, weights, start, R, sums):
 
 
 @numba.njit(nogil=True, cache=True)
-def quadratic_tiles(X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, sums, skipped):
-    """The statistics of every tile of ``X`` the expansion may take.
+def quadratic_tiles(
+    X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, sums, skipped, log_prob
+):
+    """The statistics of every tile of ``X`` the expansion may take, or (``log_prob``
+    not empty) their weighted log-densities.
+
+    The per-row answers (``predict`` and the like) use the same function, so that a
+    process compiles (or loads) one specialisation for both, not two.
 
     Parameters
     ----------
@@ -143,6 +149,9 @@ def quadratic_tiles(X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, 
         Accumulates log-likelihood, weight sum and rows over the tiles taken.
     skipped : ndarray of shape (n_tiles,), bool
         Set for the tiles left to the caller.
+    log_prob : ndarray of shape (n, K) or (0, K), float64
+        When not empty: receives ``z @ W^T`` of the rows of the tiles taken, and
+        nothing is accumulated (``weights``, ``acc`` and ``sums`` are not used).
     """
     n, d = X.shape
     width, k = WT.shape
@@ -157,31 +166,12 @@ def quadratic_tiles(X, weights, shift, WT, u0, u1, bound_terms, tolerance, acc, 
             skipped[t] = True
             continue
         L = np.dot(ZT.T, WT)
+        if log_prob.shape[0] > 0:
+            log_prob[start : start + m] = L[:m]
+            continue
         if not _tile_softmax(L, m, weights, start, R, sums):
             skipped[t] = True
             continue
         R[m:] = 0.0
         acc += np.dot(ZT, R)
         sums[2] += m
-
-
-@numba.njit(nogil=True, cache=True)
-def quadratic_log_prob(X, shift, WT, u0, u1, bound_terms, tolerance, out, skipped):
-    """The weighted log-densities ``z @ W^T`` of every tile of ``X`` the expansion
-    may take, into ``out`` (n, K); ``skipped`` marks the tiles left to the caller.
-
-    Parameters as :func:`quadratic_tiles` (``WT`` float64).
-    """
-    n, d = X.shape
-    width = WT.shape[0]
-    ZT = np.empty((width, TILE), WT.dtype)
-    xT = np.empty((d, TILE))
-    r2 = np.empty(TILE)
-    for t, start in enumerate(range(0, n, TILE)):
-        m = min(TILE, n - start)
-        largest = _tile_features(X, start, m, shift, u0, u1, ZT, xT, r2)
-        if largest < 0.0 or _error_bound(largest, bound_terms) > tolerance:
-            skipped[t] = True
-            continue
-        L = np.dot(ZT.T, WT)
-        out[start : start + m] = L[:m]

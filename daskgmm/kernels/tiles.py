@@ -254,7 +254,7 @@ def _compiled_pass(rows, weights, shift, responsibilities, dtype):
     skipped = np.zeros(-(-rows.shape[0] // TILE), dtype=np.bool_)
     quadratic_tiles(
         rows, np.empty(0) if weights is None else weights, plan.shift, plan.WT, *plan.pairs,
-        plan.bound_terms, plan.tolerance, acc, sums, skipped,
+        plan.bound_terms, plan.tolerance, acc, sums, skipped, np.empty((0, acc.shape[1])),
     )  # fmt: skip
     return _stats(plan, acc, sums), np.repeat(skipped, TILE)[: rows.shape[0]]
 
@@ -303,7 +303,7 @@ def weighted_log_prob(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
     -------
     ndarray of shape (n, K), float64
     """
-    from .compiled import TILE, quadratic_log_prob
+    from .compiled import TILE, quadratic_tiles
 
     covariance_type = log_density.covariance_type
     X = np.asarray(X)
@@ -320,9 +320,11 @@ def weighted_log_prob(X: np.ndarray, log_density: LogDensity) -> np.ndarray:
         plan = _diagonal_plan(log_density, shift, np.dtype(np.float64), bounded=True)
     out = np.empty((X.shape[0], log_density.n_components))
     skipped = np.zeros(-(-X.shape[0] // TILE), dtype=np.bool_)
-    quadratic_log_prob(
-        X, plan.shift, plan.WT, *plan.pairs, plan.bound_terms, plan.tolerance, out, skipped
-    )
+    unused = np.zeros(plan.WT.shape), np.zeros(3)  # acc, sums: not used for log_prob
+    quadratic_tiles(
+        X, np.empty(0), plan.shift, plan.WT, *plan.pairs, plan.bound_terms, plan.tolerance,
+        *unused, skipped, out,
+    )  # fmt: skip
     if skipped.any():
         left = np.repeat(skipped, TILE)[: X.shape[0]]
         out[left] = density.weighted_log_prob(X[left], log_density)
