@@ -167,7 +167,9 @@ def quadratic_tiles(
             continue
         L = np.dot(ZT.T, WT)
         if log_prob.shape[0] > 0:
-            log_prob[start : start + m] = L[:m]
+            for i in range(m):  # loops: a slice assignment costs seconds to compile
+                for c in range(k):
+                    log_prob[start + i, c] = L[i, c]
             continue
         if not _tile_softmax(L, m, weights, start, R, sums):
             skipped[t] = True
