@@ -46,22 +46,31 @@ MEMORY_WORDS = ("paus", "spill", "restart", "kill", "exceeded", "memory limit", 
 
 
 class TreeMemory:
-    """Peak summed RSS of this process and all its descendants, sampled in a thread."""
+    """Peak summed RSS of this process and all its descendants, sampled in a thread
+    (``peak``), with each process's own peak (``peak_by_pid``) and the tail of its
+    command line (``names``)."""
 
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.peak = 0
+        self.peak_by_pid: dict[int, int] = {}
+        self.names: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def current(self) -> int:
+        """Summed RSS now; updates the per-process peaks."""
         root = psutil.Process()
         total = 0
         for proc in [root, *root.children(recursive=True)]:
             try:
-                total += proc.memory_info().rss
+                rss = proc.memory_info().rss
+                if proc.pid not in self.names:
+                    self.names[proc.pid] = " ".join(proc.cmdline()[-2:])[-60:]
             except psutil.Error:
-                pass
+                continue
+            total += rss
+            self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), rss)
         return total
 
     def _run(self):

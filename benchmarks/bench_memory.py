@@ -45,11 +45,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_scaling
+from bench_io import TreeMemory
 
 from daskgmm import GaussianMixture
 from daskgmm.cluster import start_local_cluster
@@ -58,45 +58,6 @@ ROWS = 32_000_000
 FEATURES = 16
 COMPONENTS = 8
 CHUNK_ROWS = 1_000_000  # 64 MB of float32
-
-
-class TreeMemory:
-    """Samples the resident memory of this process and its descendants in a thread."""
-
-    def __init__(self, interval: float = 0.05):
-        self.interval = interval
-        self.peak_total = 0
-        self.peak_by_pid: dict[int, int] = {}
-        self.names: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        total = 0
-        for proc in [me, *me.children(recursive=True)]:
-            try:
-                rss = proc.memory_info().rss
-                if proc.pid not in self.names:
-                    self.names[proc.pid] = " ".join(proc.cmdline()[-2:])[-60:]
-            except psutil.Error:
-                continue
-            total += rss
-            self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), rss)
-        self.peak_total = max(self.peak_total, total)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def ensure_store(data_dir: Path, rows: int) -> Path:
@@ -136,7 +97,7 @@ def worker_peaks(client, stop: threading.Event, interval: float = 0.05) -> tuple
 
 
 def one_run(store: Path, start: dict, args) -> dict:
-    with TreeMemory() as tree:
+    with TreeMemory(interval=0.05) as tree:
         with start_local_cluster(2, 1, memory_limit=args.memory_limit) as client:
             workers_before = sorted(client.scheduler_info()["workers"])
             stop = threading.Event()
@@ -174,7 +135,7 @@ def one_run(store: Path, start: dict, args) -> dict:
             count_lines(nanny_logs, "Restarting worker"),
             len(peaks.pop("addresses") | set(workers_before) | set(workers_after)) - 2,
         ),
-        "peak_tree_mb": tree.peak_total / 1e6,
+        "peak_tree_mb": tree.peak / 1e6,
         "peak_worker_process_mb": sorted((p / 1e6 for p in workers.values()), reverse=True),
         "peak_worker_memory_seen_by_scheduler_mb": sorted(
             (p / 1e6 for p in peaks.values()), reverse=True
