@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from dask.callbacks import Callback
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli_env() -> dict:
+    """This process's environment with the repository first on ``PYTHONPATH``."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def run_cli(*args, cwd, code: int | None = 0) -> subprocess.CompletedProcess:
+    """``python -m daskgmm ARGS`` in ``cwd``; asserts the exit code when given."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "daskgmm", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if code is not None:
+        assert proc.returncode == code, (
+            f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
 
 
 class ComputeCounter(Callback):

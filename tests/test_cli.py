@@ -8,15 +8,13 @@ start-up) to keep the file fast.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
-from _support import ComputeCounter
+from _support import ComputeCounter, run_cli
 
 import daskgmm
 from daskgmm import GaussianMixture
@@ -26,32 +24,10 @@ from daskgmm.datasets import MixtureTruth, write_table
 from daskgmm.io import open_rows
 from daskgmm.plotting import available
 
-REPO = Path(__file__).resolve().parents[1]
 N_ROWS, N_FEATURES, K = 6_000, 3, 3
 FIT_OPTIONS = ["-k", str(K), "--random-state", "0", "--max-iter", "50"]
 #: matplotlib is in the test extras (make test installs it); without it the plots are skipped.
 PLOT = available()
-
-
-def run_cli(*args, cwd, check_code: int | None = 0) -> subprocess.CompletedProcess:
-    """``python -m daskgmm ARGS`` in ``cwd``; asserts the exit code when given."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "daskgmm", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check_code is not None:
-        assert proc.returncode == check_code, (
-            f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        )
-    return proc
 
 
 def last_json(proc: subprocess.CompletedProcess) -> dict:
@@ -111,7 +87,7 @@ def test_make_data_writes_the_mixture_and_refuses_an_existing_store(work):
     truth = MixtureTruth.from_attrs(array.attrs)
     assert truth.means.shape == (K, N_FEATURES)
     before = sorted(p.name for p in (work / "data.zarr").iterdir())
-    proc = run_cli("make-data", "data.zarr", "--n-samples", 100, cwd=work, check_code=2)
+    proc = run_cli("make-data", "data.zarr", "--n-samples", 100, cwd=work, code=2)
     assert "--overwrite" in proc.stderr and "An array exists" not in proc.stderr
     assert sorted(p.name for p in (work / "data.zarr").iterdir()) == before
 
@@ -245,7 +221,7 @@ def other_store(work) -> str:
 def test_bad_input_exits_2_naming_what_to_change_and_writes_nothing(
     work, fitted, other_store, args, message
 ):
-    proc = run_cli(*args, cwd=work, check_code=2)
+    proc = run_cli(*args, cwd=work, code=2)
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (work / "m1").exists() and not (work / "p1.zarr").exists()
@@ -266,7 +242,7 @@ def test_require_converged_exits_3_and_saves_nothing(work):
         "--require-converged",
         "--quiet",
         cwd=work,
-        check_code=3,
+        code=3,
     )
     assert "did not converge" in proc.stderr and "--max-iter" in proc.stderr
     assert proc.stdout == ""  # --quiet

@@ -11,7 +11,6 @@ that goes away (``| head -1``) ends the command quietly.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -20,33 +19,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _support import REPO, cli_env, run_cli
 
 from daskgmm._version import __version__
 
-REPO = Path(__file__).resolve().parents[1]
 FIT = ["-k", "3", "--random-state", "0", "--max-iter", "50"]
-
-
-def _env() -> dict:
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path}
-
-
-def run_cli(*args, cwd, code: int | None = 0) -> subprocess.CompletedProcess:
-    """``python -m daskgmm ARGS`` in ``cwd``; asserts the exit code when given."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "daskgmm", *map(str, args)],
-        cwd=cwd,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if code is not None:
-        assert proc.returncode == code, (
-            f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        )
-    return proc
 
 
 def only_json(proc: subprocess.CompletedProcess) -> dict:
@@ -224,7 +201,7 @@ def _piped(command: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["bash", "-c", f"set -o pipefail; {command} | head -1"],
         cwd=cwd,
-        env=_env(),
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -15,14 +15,13 @@ import hashlib
 import io
 import json
 import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from _support import run_cli
 
 import daskgmm
 import daskgmm.kernels.estep as estep_module
@@ -68,16 +67,6 @@ def _cube(path: Path, seed=0) -> None:
         dimension_names=["time", "y", "x", "band"],
     )
     arr[:] = values
-
-
-def _daskgmm(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "daskgmm", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 # --------------------------------------------------------------------------- #
@@ -147,7 +136,7 @@ def test_the_command_line_names_a_damaged_chunk_and_exits_2(tmp_path):
     store = tmp_path / "table.zarr"
     _table(store)
     _truncate(store / "c" / "3" / "0")
-    done = _daskgmm("fit", store, "-k", "2", "--model", tmp_path / "m", cwd=tmp_path)
+    done = run_cli("fit", store, "-k", "2", "--model", tmp_path / "m", cwd=tmp_path, code=None)
     assert done.returncode == 2, done.stderr
     assert "'c/3/0'" in done.stderr and str(store) in done.stderr
     assert "unexpected" not in done.stderr
@@ -197,9 +186,10 @@ def test_the_command_line_refuses_the_input_store_as_checkpoint(tmp_path):
     store = tmp_path / "table.zarr"
     _table(store)
     before = _listing(store)
-    done = _daskgmm(
-        "fit", store, "-k", "2", "--model", tmp_path / "m", "--checkpoint", store, cwd=tmp_path
-    )
+    done = run_cli(
+        "fit", store, "-k", "2", "--model", tmp_path / "m", "--checkpoint", store,
+        cwd=tmp_path, code=None,
+    )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "not a daskgmm checkpoint" in done.stderr and "delete" not in done.stderr
     assert _listing(store) == before

@@ -285,8 +285,11 @@ def test_cli_predict_and_score_read_the_input_for_the_model(tmp_path):
     """``daskgmm score``/``predict`` read INPUT on the model's feature dimension (no
     --feature-dim again) and take its labelled features in the model's order."""
     import json
-    import subprocess
-    import sys
+
+    from _support import run_cli
+
+    def cli(*args):
+        return run_cli(*args, cwd=tmp_path)
 
     cube = _cube().rename(band="wl")
     fitted_on = tmp_path / "fit.zarr"
@@ -294,14 +297,6 @@ def test_cli_predict_and_score_read_the_input_for_the_model(tmp_path):
     shuffled = tmp_path / "shuffled.zarr"
     reordered = cube.sel(wl=["b", "r", "g"]).transpose("wl", "x", "y")
     reordered.to_dataset().to_zarr(shuffled, zarr_format=3, consolidated=False)
-
-    def cli(*args):
-        proc = subprocess.run(
-            [sys.executable, "-m", "daskgmm", *map(str, args)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        return proc
 
     cli("fit", fitted_on, "-k", 3, "--feature-dim", "wl", "--model", "m", "--random-state", 0)
     model = daskgmm.load(tmp_path / "m")  # the CLI's fit, as the library loads it
