@@ -5,7 +5,8 @@ A model plugs into the loop through three methods (scikit-learn's
 
     estep(params) -> responsibilities     what every chunk applies in a pass
     mstep(stats, params) -> params        new parameters from the merged statistics
-    lower_bound(stats, params) -> float   the figure that convergence watches
+    lower_bound(stats, params, new_params) -> float
+                                          the figure that convergence watches
 
 Each *step* of the loop is one pass over some row chunks (all of them for batch
 EM, a mini-batch for stepwise EM: :func:`daskgmm.engine.passes.run_pass`), then
@@ -40,8 +41,10 @@ class EMModel(Protocol):
     def mstep(self, stats, params: tuple) -> tuple:
         """New parameters from a pass's merged statistics."""
 
-    def lower_bound(self, stats, params: tuple) -> float:
-        """The objective after the step, which convergence compares."""
+    def lower_bound(self, stats, params: tuple, new_params: tuple) -> float:
+        """The objective after the step, which convergence compares: from the
+        pass's statistics under ``params`` and the M-step's ``new_params`` (the
+        variational bound needs both)."""
 
 
 @dataclass
@@ -136,7 +139,7 @@ def run_em(
             nan_policy=settings.nan_policy,
         )
         params = model.mstep(stats, run.params)
-        lower_bound = model.lower_bound(stats, run.params)
+        lower_bound = model.lower_bound(stats, run.params, params)
         change = lower_bound - run.lower_bound
         run.params, run.lower_bound = params, lower_bound
         run.lower_bounds.append(lower_bound)

@@ -308,7 +308,7 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         """Maximum-likelihood parameters from a pass's statistics."""
         return m_step(stats, self.reg_covar)
 
-    def lower_bound(self, stats, params: tuple) -> float:
+    def lower_bound(self, stats, params: tuple, new_params: tuple | None = None) -> float:
         """Mean per-sample log-likelihood of the pass (scikit-learn's lower bound)."""
         return stats.mean_log_likelihood
 

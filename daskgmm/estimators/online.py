@@ -225,7 +225,7 @@ init_sample_size, chunk_rows, split_every
         )
         return self._get_parameters()
 
-    def lower_bound(self, stats, params: tuple) -> float:
+    def lower_bound(self, stats, params: tuple, new_params: tuple | None = None) -> float:
         """The running mean log-likelihood, blended as the statistics are."""
         return self.lower_bound_
 
