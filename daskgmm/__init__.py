@@ -6,18 +6,30 @@ from typing import TYPE_CHECKING
 
 from ._version import __version__
 
-__all__ = ["GaussianMixture", "OnlineGaussianMixture", "__version__", "load"]
+__all__ = [
+    "BayesianGaussianMixture",
+    "GaussianMixture",
+    "OnlineGaussianMixture",
+    "__version__",
+    "load",
+]
 
 # The estimators pull in scikit-learn and dask (~1-2 s); they load on first use, so
 # that ``daskgmm --help`` and argument errors answer at once.
 _LAZY = {
+    "BayesianGaussianMixture": "estimators",
     "GaussianMixture": "estimators",
     "OnlineGaussianMixture": "estimators",
     "load": "estimators",
 }
 
 if TYPE_CHECKING:
-    from .estimators import GaussianMixture, OnlineGaussianMixture, load
+    from .estimators import (
+        BayesianGaussianMixture,
+        GaussianMixture,
+        OnlineGaussianMixture,
+        load,
+    )
 
 
 def __getattr__(name: str):

@@ -22,12 +22,13 @@ from ..kernels.checks import (
     check_sample_weight_values,
 )
 from ..kernels.covariance import covariances_from_cholesky, precision_cholesky_from_precisions
-from ..kernels.estep import stats_from_responsibilities
+from ..kernels.estep import chunk_stats, stats_from_responsibilities
 from ..kernels.mstep import m_step
-from ..kernels.nan_policy import check_sample_rows, chunk_counts
-from ..kernels.responsibilities import RandomResponsibilities
+from ..kernels.nan_policy import check_bad_rows, check_sample_rows, chunk_counts
+from ..kernels.priors import moments_covariance_type, pooled_moments
+from ..kernels.responsibilities import OneComponent, RandomResponsibilities
 from ..kernels.scale import check_sample_scale
-from .passes import run_pass
+from .passes import pass_graph, run_pass
 from .rows import RowChunks, gather_rows
 
 logger = logging.getLogger("daskgmm._init")
@@ -64,7 +65,11 @@ class InitialGuess:
 
 
 def sample_rows(
-    rows: RowChunks, size: int, random_state: np.random.RandomState, nan_policy: str = "raise"
+    rows: RowChunks,
+    size: int,
+    random_state: np.random.RandomState,
+    nan_policy: str = "raise",
+    moments: str | None = None,
 ):
     """A bounded random sample of rows, gathered from the chunks in one pass.
 
@@ -73,12 +78,18 @@ def sample_rows(
     ``nan_policy='omit'`` those rows are dropped from the sample).  The sample is
     drawn once per fit and kept on ``rows`` for the next initialisations.
 
+    With ``moments`` ('full' or 'diag') the same pass also takes the moments of
+    all the rows (the variational priors' defaults) and keeps them on ``rows``
+    (``rows.data_moments``): with a sample of every row, from the sample; else
+    by a reduction over every chunk computed with the gather, so that each chunk
+    is read once for both.
+
     Returns
     -------
     X : ndarray of shape (n, D)
     weights : ndarray of shape (n,) or None
     """
-    if rows.init_sample is not None:
+    if rows.init_sample is not None and (moments is None or rows.data_moments is not None):
         return rows.init_sample
     n = rows.n_samples
     if n <= size:
@@ -86,7 +97,13 @@ def sample_rows(
     else:
         rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
         indices = np.sort(rng.choice(n, size=size, replace=False))
-    X, weights = gather_rows(rows, indices)
+    if moments is not None and n > size:
+        graph = pass_graph(rows, OneComponent(moments), prefix="daskgmm_init")
+        X, weights, stats = gather_rows(rows, indices, also=graph)
+        check_bad_rows(stats, nan_policy)
+        rows.data_moments = pooled_moments(stats)
+    else:
+        X, weights = gather_rows(rows, indices)
     scope = "" if n <= size else " (at least; seen among the rows sampled for initialisation)"
     if weights is not None:
         bad = ~np.isfinite(weights) | (weights < 0)
@@ -100,6 +117,8 @@ def sample_rows(
                 "more rows a positive weight or increase init_sample_size."
             )
     X, weights = check_sample_rows(X, weights, indices, rows.array.chunks[0], scope, nan_policy)
+    if moments is not None and n <= size:
+        rows.data_moments = pooled_moments(chunk_stats(X, OneComponent(moments), weights))
     rows.init_sample = (X, weights)
     return X, weights
 
@@ -137,9 +156,9 @@ _SAMPLE_INITIALISERS = {
 
 
 def _stats_from_sample(
-    rows, init_params, k, covariance_type, sample_size, random_state, nan_policy
+    rows, init_params, k, covariance_type, sample_size, random_state, nan_policy, moments
 ):
-    X, weights = sample_rows(rows, sample_size, random_state, nan_policy)
+    X, weights = sample_rows(rows, sample_size, random_state, nan_policy, moments)
     if X.shape[0] < k:
         raise ValueError(
             f"Only {X.shape[0]} finite rows were found in the initialisation sample for "
@@ -160,6 +179,69 @@ def _stats_random(rows, k, covariance_type, random_state, split_every, nan_polic
     )
 
 
+def initial_statistics(
+    rows: RowChunks,
+    *,
+    n_components: int,
+    covariance_type: str,
+    init_params: str,
+    random_state: np.random.RandomState,
+    init_sample_size: int,
+    split_every: int | None = None,
+    nan_policy: str = "raise",
+    data_moments: bool = False,
+):
+    """Statistics of the initial responsibilities, and (on request) the data's moments.
+
+    Parameters
+    ----------
+    rows : RowChunks
+    n_components, covariance_type, init_params
+        As the estimator's parameters.
+    random_state : numpy.random.RandomState
+        Shared with the rest of the fit (consumed as scikit-learn consumes it).
+    init_sample_size : int
+        At most this many rows feed the sample-based initialisers.
+    split_every : int, optional
+        Fan-in of the reduction tree for ``init_params='random'``.
+    nan_policy : {'raise', 'omit'}
+        What rows with non-finite values do: raise, or be left out.
+    data_moments : bool
+        Also return the moments of all rows, ``(weight, mean, m2)``
+        (:func:`daskgmm.kernels.priors.pooled_moments`: m2 (D, D) for 'full' and
+        'tied', (D,) otherwise), from the same pass: the 'random' pass's
+        statistics pooled, or the sample's gather (:func:`sample_rows`).  Taken
+        once per fit (kept on ``rows``), so that every initialisation sees the
+        same.
+
+    Returns
+    -------
+    stats : SufficientStats
+    moments : tuple or None
+    """
+    moments = None
+    if init_params == "random":
+        stats = _stats_random(
+            rows, n_components, covariance_type, random_state, split_every, nan_policy
+        )
+        if data_moments and rows.data_moments is None:
+            rows.data_moments = pooled_moments(stats)
+    else:
+        if data_moments:
+            moments = moments_covariance_type(covariance_type)
+        stats = _stats_from_sample(
+            rows,
+            init_params,
+            n_components,
+            covariance_type,
+            init_sample_size,
+            random_state,
+            nan_policy,
+            moments,
+        )
+    return stats, (rows.data_moments if data_moments else None)
+
+
 def initial_parameters(
     rows: RowChunks,
     *,
@@ -178,18 +260,12 @@ def initial_parameters(
     Parameters
     ----------
     rows : RowChunks
-    n_components, covariance_type, init_params, reg_covar
-        As the estimator's parameters.
+    reg_covar : float
     guess : InitialGuess
         Validated user-supplied parameters.
-    random_state : numpy.random.RandomState
-        Shared with the rest of the fit (consumed as scikit-learn consumes it).
-    init_sample_size : int
-        At most this many rows feed the sample-based initialisers.
-    split_every : int, optional
-        Fan-in of the reduction tree for ``init_params='random'``.
-    nan_policy : {'raise', 'omit'}
-        What rows with non-finite values do: raise, or be left out.
+    n_components, covariance_type, init_params, random_state, init_sample_size,
+    split_every, nan_policy
+        As :func:`initial_statistics`.
 
     Returns
     -------
@@ -198,20 +274,16 @@ def initial_parameters(
     """
     weights = means = covariances = prec_chol = None
     if not guess.complete:
-        if init_params == "random":
-            stats = _stats_random(
-                rows, n_components, covariance_type, random_state, split_every, nan_policy
-            )
-        else:
-            stats = _stats_from_sample(
-                rows,
-                init_params,
-                n_components,
-                covariance_type,
-                init_sample_size,
-                random_state,
-                nan_policy,
-            )
+        stats, _ = initial_statistics(
+            rows,
+            n_components=n_components,
+            covariance_type=covariance_type,
+            init_params=init_params,
+            random_state=random_state,
+            init_sample_size=init_sample_size,
+            split_every=split_every,
+            nan_policy=nan_policy,
+        )
         weights, means, covariances, prec_chol = m_step(stats, reg_covar)
     if guess.weights is not None:
         weights = guess.weights

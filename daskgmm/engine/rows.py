@@ -44,6 +44,9 @@ class RowChunks:
     init_sample : tuple or None
         The rows (and weights) sampled for initialisation, kept for later
         initialisations of the same fit.
+    data_moments : tuple or None
+        ``(weight, mean, m2)`` of all rows (:func:`daskgmm.kernels.priors.pooled_moments`),
+        when a fit asked for them; taken with the initialisation's pass and kept.
     """
 
     array: da.Array
@@ -51,6 +54,7 @@ class RowChunks:
     weights: list | None = None
     weight_array: da.Array | None = None
     init_sample: tuple | None = None
+    data_moments: tuple | None = None
 
     @property
     def n_samples(self) -> int:
@@ -167,16 +171,27 @@ def prepare_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) ->
     return RowChunks(array, blocks, weights, sample_weight)
 
 
-def gather_rows(rows: RowChunks, indices: np.ndarray):
+def gather_rows(rows: RowChunks, indices: np.ndarray, also=None):
     """Rows (and their weights) at sorted ``indices``, read in one pass.
+
+    Parameters
+    ----------
+    rows : RowChunks
+    indices : ndarray of int
+    also : Delayed, optional
+        A graph over the same chunks computed in the same pass (each chunk is
+        read once for both), e.g. the moments of all rows.
 
     Returns
     -------
     X : ndarray of shape (len(indices), D)
     weights : ndarray of shape (len(indices),) or None
+    also : object
+        What ``also`` computed to (only when it was given).
     """
     picked = [rows.array[indices]]
     if rows.weight_array is not None:
         picked.append(rows.weight_array[indices])
-    out = compute(*picked)
-    return out[0], (out[1] if len(out) > 1 else None)
+    out = compute(*picked, *([] if also is None else [also]))
+    X, weights = out[0], (out[1] if rows.weight_array is not None else None)
+    return (X, weights) if also is None else (X, weights, out[-1])

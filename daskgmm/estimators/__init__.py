@@ -3,7 +3,9 @@
 ==================  =============================================================
 ``em``              the ONE EM loop (steps, convergence, n_init) and its protocol
 ``base``            what every fitted mixture answers: predict, score, bic, sample
+``batch``           the batch ``fit`` (n_init runs, checkpoints) the next two share
 ``gaussian_mixture``  ``GaussianMixture``: batch EM, one pass per iteration
+``bayesian_mixture``  ``BayesianGaussianMixture``: variational Bayes, one pass per iteration
 ``online``          ``OnlineGaussianMixture``: stepwise EM and ``partial_fit``
 ``stepwise``        step sizes, warm-up, mini-batches, blending of statistics
 ``online_state``    the online estimator's state in checkpoints and model files
@@ -14,8 +16,15 @@
 ==================  =============================================================
 """
 
+from .bayesian_mixture import BayesianGaussianMixture
 from .gaussian_mixture import GaussianMixture
 from .online import OnlineGaussianMixture
 from .registry import MODEL_CLASSES, load
 
-__all__ = ["MODEL_CLASSES", "GaussianMixture", "OnlineGaussianMixture", "load"]
+__all__ = [
+    "MODEL_CLASSES",
+    "BayesianGaussianMixture",
+    "GaussianMixture",
+    "OnlineGaussianMixture",
+    "load",
+]

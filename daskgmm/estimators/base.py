@@ -156,9 +156,10 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         check_feature_count(X.shape[1], self.n_features_in_, name)
         return X, view
 
-    def _apply_rows(self, X, row_func, n_columns, dtype, name=None, names=True):
+    def _apply_rows(self, X, row_func, n_columns, dtype, name=None, names=True, density=None):
         rows, view = self._prediction_input(X, names)
-        shared = (self._log_density(), getattr(self, "nan_policy", "raise"))
+        density = self._log_density() if density is None else density
+        shared = (density, getattr(self, "nan_policy", "raise"))
         if not isinstance(rows, da.Array):
             return row_func(rows, shared)
         out = map_rows(rows, row_func, shared, n_columns, dtype)
@@ -239,13 +240,19 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         """
         return self._apply_rows(X, _score_rows, None, np.float64, "log_density")
 
-    def _mean_score(self, X) -> tuple[float, int]:
+    def _plug_in_density(self) -> LogDensity:
+        """The mixture density that ``bic`` and ``aic`` score with."""
+        return self._log_density()
+
+    def _mean_score(self, X, plug_in: bool = False) -> tuple[float, int]:
         """Mean log-likelihood of the scored rows and their number (one compute).
 
-        Rows omitted under ``nan_policy='omit'`` count in neither.
+        Rows omitted under ``nan_policy='omit'`` count in neither.  ``plug_in``:
+        under :meth:`_plug_in_density` (for the information criteria).
         """
         rows, _ = self._prediction_input(X)
-        scores = self._apply_rows(rows, _score_rows, None, np.float64, names=False)
+        density = self._plug_in_density() if plug_in else None
+        scores = self._apply_rows(rows, _score_rows, None, np.float64, names=False, density=density)
         if isinstance(scores, da.Array):
             finite = da.isfinite(scores)
             total, n = compute(da.where(finite, scores, 0.0).sum(), finite.sum())
@@ -286,7 +293,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         float
         """
-        mean, n = self._mean_score(X)
+        mean, n = self._mean_score(X, plug_in=True)
         return -2 * mean * n + self._n_parameters() * math.log(n)
 
     def aic(self, X) -> float:
@@ -300,7 +307,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         float
         """
-        mean, n = self._mean_score(X)
+        mean, n = self._mean_score(X, plug_in=True)
         return -2 * mean * n + 2 * self._n_parameters()
 
     def sample(self, n_samples: int = 1):

@@ -8,10 +8,12 @@ the schedule; both pack their arrays with :func:`daskgmm.store.arrays.pack`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..engine.rows import RowChunks
-from ..store.arrays import pack, unpack
+from ..store.arrays import group, pack, unpack
 from ..store.checkpoint import Checkpoint, fingerprint
 from .em import EMRun
 
@@ -56,8 +58,14 @@ def _fingerprinted(name: str, value) -> bool:
     return name not in LATER_DEFAULTS or LATER_DEFAULTS[name] != value
 
 
-def pack_run(prefix: str, run: EMRun | None, state: dict, arrays: dict) -> None:
-    """Put ``run`` into a checkpoint's ``state`` (scalars) and ``arrays`` under ``prefix``."""
+def pack_run(
+    prefix: str, run: EMRun | None, state: dict, arrays: dict, named: Callable | None = None
+) -> None:
+    """Put ``run`` into a checkpoint's ``state`` (scalars) and ``arrays`` under ``prefix``.
+
+    ``named(params) -> dict`` names the parameters' arrays (default
+    :data:`RUN_ARRAYS`, a Gaussian mixture's).
+    """
     if run is None:
         state[prefix] = None
         return
@@ -67,17 +75,23 @@ def pack_run(prefix: str, run: EMRun | None, state: dict, arrays: dict) -> None:
         "converged": run.converged,
         "lower_bounds": run.lower_bounds,
     }
-    pack(arrays, f"{prefix}_", dict(zip(RUN_ARRAYS, run.params, strict=True)), np.float64)
+    values = dict(zip(RUN_ARRAYS, run.params, strict=True)) if named is None else named(run.params)
+    pack(arrays, f"{prefix}_", values, np.float64)
 
 
-def unpack_run(prefix: str, state: dict, arrays: dict) -> EMRun | None:
-    """Inverse of :func:`pack_run`."""
+def unpack_run(
+    prefix: str, state: dict, arrays: dict, from_named: Callable | None = None
+) -> EMRun | None:
+    """Inverse of :func:`pack_run` (``from_named(dict) -> params`` inverts ``named``)."""
     scalars = state[prefix]
     if scalars is None:
         return None
-    params = unpack(arrays, f"{prefix}_", RUN_ARRAYS)
+    if from_named is None:
+        params = tuple(unpack(arrays, f"{prefix}_", RUN_ARRAYS)[name] for name in RUN_ARRAYS)
+    else:
+        params = from_named(group(arrays, f"{prefix}_"))
     return EMRun(
-        tuple(params[name] for name in RUN_ARRAYS),
+        params,
         float(scalars["lower_bound"]),
         int(scalars["n_iter"]),
         bool(scalars["converged"]),

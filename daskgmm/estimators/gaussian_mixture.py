@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import warnings
-from contextlib import nullcontext
 
-import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-
-from ..engine.compute import single_threaded_blas, using_scheduler
 from ..engine.init import InitialGuess, estimator_initial_parameters
-from ..engine.progress import ChunkProgress, FitProgress
 from ..engine.rows import RowChunks
-from ..io import training_data_fingerprint
-from ..kernels.checks import check_feature_count
 from ..kernels.mstep import m_step
-from ..kernels.params import validate_parameters
-from .base import BaseGaussianMixture
-from .em import EMRun, Initialisations, LoopSettings, best_of_initialisations, run_em
-from .fit_state import open_checkpoint, pack_run, unpack_run
-from .inputs import fit_rows, training_input
+from .batch import BatchMixture
 from .registry import StoredModel, register_model
-from .session import report_of, verbose_logging
 
 logger = logging.getLogger("daskgmm.mixture")
 
 
 @register_model
-class GaussianMixture(StoredModel, BaseGaussianMixture):
+class GaussianMixture(StoredModel, BatchMixture):
     """Gaussian mixture fitted by EM over chunked (dask) or in-memory data.
 
     Parameters, attributes and methods mean what they mean in
@@ -181,128 +165,6 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         self.progress = progress
         self.scheduler = scheduler
 
-    # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None, *, checkpoint=None, performance_report=None):
-        """Estimate the parameters by EM, one pass over ``X`` per iteration.
-
-        Parameters
-        ----------
-        X : array-like or dask array of shape (n_samples, n_features)
-            float32 or float64 (integers become float64).  Dask arrays may have
-            any row chunking; a chunked feature axis is merged.
-        y : ignored
-        sample_weight : array-like or dask array of shape (n_samples,), optional
-            Non-negative weight of each row's responsibilities.
-        checkpoint : path, optional
-            A directory where the fit's state is written, atomically, after every
-            iteration.  Fitting again with the same checkpoint (same parameters,
-            same data) resumes from the last completed iteration and reaches the
-            result an uninterrupted fit reaches; after a completed fit it returns
-            that result without computing.
-        performance_report : path, optional
-            Write distributed's HTML performance report of the fit there (needs
-            an active ``distributed.Client``).
-
-        Returns
-        -------
-        self : GaussianMixture
-        """
-        with (
-            verbose_logging(logger, self.verbose),
-            single_threaded_blas(),
-            using_scheduler(self.scheduler),
-            report_of(performance_report, self.scheduler),
-        ):
-            training_data, names, feature_dim = self._fit(X, sample_weight, checkpoint)
-        self._record_feature_names(names, feature_dim)
-        self.training_data_ = training_data
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then label ``X`` with a final E-step (equal to ``fit(X).predict(X)``).
-
-        Returns
-        -------
-        labels : ndarray or dask array of shape (n_samples,)
-            Lazy for dask input.
-        """
-        self.fit(X, sample_weight=sample_weight)
-        return self.predict(X)
-
-    def _fit(self, X, sample_weight, checkpoint=None) -> tuple:
-        """Fit; returns the training data's fingerprint (taken once, for the
-        checkpoint and for ``training_data_``), its feature names and dimension."""
-        validate_parameters(self.get_params())
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        source, names, feature_dim = training_input(self, X, continuing=not do_init)
-        rows = fit_rows(source, sample_weight, self.chunk_rows, self.n_components)
-        training_data = training_data_fingerprint(X)
-        guess = InitialGuess.from_estimator(self, rows.n_features)
-        if not do_init:
-            check_feature_count(rows.n_features, self.n_features_in_, type(self).__name__)
-        n_init = self.n_init if do_init else 1
-        random_state = check_random_state(self.random_state)
-        logger.info(
-            "fitting %d components (%s) to %d x %d rows in %d chunks",
-            self.n_components,
-            self.covariance_type,
-            rows.n_samples,
-            rows.n_features,
-            rows.n_chunks,
-        )
-        saver = open_checkpoint(self, rows, checkpoint, random_state, training_data)
-        start = self._restore(saver, n_init)
-
-        def new_run() -> EMRun:
-            if not do_init:
-                return EMRun(self._get_parameters(), self.lower_bound_)
-            return EMRun(estimator_initial_parameters(self, rows, guess, random_state), -np.inf)
-
-        bar = FitProgress(self.max_iter, n_init=n_init, tol=self.tol) if self.progress else None
-        with ChunkProgress(bar) if bar else nullcontext():
-            best = best_of_initialisations(
-                start,
-                new_run,
-                lambda run, init, best: self._iterate(rows, run, bar, saver, init, best),
-                self.max_iter,
-                finished=lambda best: self._save(saver, n_init, None, best),
-            )
-        if bar:
-            state = "converged" if best.converged else "not converged"
-            best_of = f", the best of {n_init} initialisations" if n_init > 1 else ""
-            bar.close(f"{state} after {best.n_iter} iterations{best_of}")
-        self._keep(best)
-        return training_data, names, feature_dim
-
-    def _iterate(self, rows: RowChunks, run: EMRun, bar, saver, init: int, best) -> None:
-        """EM iterations of one initialisation, checkpointed after each."""
-        settings = LoopSettings(
-            tol=self.tol,
-            split_every=self.split_every,
-            nan_policy=self.nan_policy,
-            verbose_interval=self.verbose_interval,
-            logger=logger,
-        )
-        steps = itertools.repeat(None, max(self.max_iter - run.n_iter, 0))
-        if bar is not None:
-            bar.start_init(init, run.n_iter)
-        run_em(self, rows, run, steps, settings, lambda r: self._save(saver, init, r, best), bar)
-
-    def _keep(self, best: EMRun) -> None:
-        """The best run's parameters and history become the fitted state."""
-        if not best.converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        self._set_parameters(*best.params)
-        self.converged_ = best.converged
-        self.n_iter_ = best.n_iter
-        self.lower_bound_ = best.lower_bound
-        self.lower_bounds_ = best.lower_bounds
-
     # ------------------------------------------------------- the EM protocol
     def mstep(self, stats, params: tuple) -> tuple:
         """Maximum-likelihood parameters from a pass's statistics."""
@@ -312,31 +174,14 @@ class GaussianMixture(StoredModel, BaseGaussianMixture):
         """Mean per-sample log-likelihood of the pass (scikit-learn's lower bound)."""
         return stats.mean_log_likelihood
 
-    # ------------------------------------------------------------ checkpoints
-    @staticmethod
-    def _save(saver, init: int, run: EMRun | None, best: EMRun | None) -> None:
-        """Record that initialisation ``init`` reached ``run`` (None: all done).
+    # ------------------------------------------------------ the batch fit's hooks
+    def _start_fit(self, n_features: int) -> None:
+        """Check ``weights_init``, ``means_init`` and ``precisions_init`` before any pass."""
+        self._guess = InitialGuess.from_estimator(self, n_features)
 
-        The random state goes with it (drawn from only between initialisations),
-        so a resumed fit replays exactly.
-        """
-        state, arrays = {"init": init}, {}
-        pack_run("run", run, state, arrays)
-        pack_run("best", best, state, arrays)
-        saver.save(state, arrays)
+    def _initial_params(self, rows: RowChunks, random_state) -> tuple:
+        """Initial parameters of one initialisation."""
+        return estimator_initial_parameters(self, rows, self._guess, random_state)
 
-    @staticmethod
-    def _restore(saver, n_init: int) -> Initialisations:
-        """Where to start: afresh, or where the checkpoint says."""
-        loaded = saver.load()
-        if loaded is None:
-            return Initialisations(n_init)
-        state, arrays = loaded
-        run = unpack_run("run", state, arrays)
-        logger.info(
-            "resuming from checkpoint %s: initialisation %d, iteration %d",
-            saver.path,
-            state["init"] + 1,
-            0 if run is None else run.n_iter,
-        )
-        return Initialisations(n_init, int(state["init"]), run, unpack_run("best", state, arrays))
+    def _set_run_parameters(self, params: tuple) -> None:
+        self._set_parameters(*params)

@@ -242,7 +242,8 @@ def check_is_fitted(estimator) -> None:
 # user-supplied initial parameters
 # --------------------------------------------------------------------------- #
 # Messages begin as scikit-learn's (``sklearn.mixture``) and then say what to change.
-def _as_float_array(value, name: str) -> np.ndarray:
+def as_float_array(value, name: str) -> np.ndarray:
+    """``value`` as a float64 array, finite (scikit-learn's ``check_array``); errors name it."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -264,7 +265,7 @@ def _check_shape(arr: np.ndarray, shape: tuple, label: str, name: str) -> None:
 
 def check_initial_weights(weights, n_components: int) -> np.ndarray:
     """Validate ``weights_init``: shape (K,), in [0, 1], summing to 1."""
-    arr = _as_float_array(weights, "weights_init")
+    arr = as_float_array(weights, "weights_init")
     _check_shape(arr, (n_components,), "weights", "weights_init")
     if np.any(arr < 0) or np.any(arr > 1):
         raise ValueError(
@@ -282,7 +283,7 @@ def check_initial_weights(weights, n_components: int) -> np.ndarray:
 
 def check_initial_means(means, n_components: int, n_features: int) -> np.ndarray:
     """Validate ``means_init``: shape (K, D), finite."""
-    arr = _as_float_array(means, "means_init")
+    arr = as_float_array(means, "means_init")
     _check_shape(arr, (n_components, n_features), "means", "means_init")
     return arr
 
@@ -319,7 +320,7 @@ def check_initial_precisions(
     precisions, covariance_type: str, n_components: int, n_features: int
 ) -> np.ndarray:
     """Validate ``precisions_init`` for its covariance type (shape, positivity)."""
-    arr = _as_float_array(precisions, "precisions_init")
+    arr = as_float_array(precisions, "precisions_init")
     expected = SHAPES[covariance_type].parameters(n_components, n_features)
     _check_shape(arr, expected, f"{covariance_type} precision", "precisions_init")
     _PRECISION_CHECK[covariance_type](arr, covariance_type)

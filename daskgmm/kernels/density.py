@@ -64,9 +64,12 @@ class LogDensity:
     covariance_type : {'full', 'tied', 'diag', 'spherical'}
     weights : ndarray of shape (K,), optional
         Mixture weights; when given, :meth:`__call__` adds ``log(weights)``.
+    log_weights : ndarray of shape (K,), optional
+        Per-component terms added instead of ``log(weights)`` (the variational
+        E-step's expected log-weights and precision corrections).
     """
 
-    def __init__(self, means, prec_chol, covariance_type, weights=None):
+    def __init__(self, means, prec_chol, covariance_type, weights=None, log_weights=None):
         self.covariance_type = covariance_type
         self.means = np.asarray(means, dtype=np.float64)
         self.prec_chol = np.asarray(prec_chol, dtype=np.float64)
@@ -78,6 +81,8 @@ class LogDensity:
         if weights is not None:
             with np.errstate(divide="ignore"):
                 offset = offset + np.log(np.asarray(weights, dtype=np.float64))
+        if log_weights is not None:
+            offset = offset + np.asarray(log_weights, dtype=np.float64)
         self.offset = np.ascontiguousarray(offset)
         _PREPARE[covariance_type](self)
 

@@ -40,6 +40,37 @@ _COVARIANCE_FROM_STATS = {
 }
 
 
+def gaussian_estimates(stats: SufficientStats, reg_covar: float):
+    """``n_k``, means and covariances of the responsibility-weighted rows, as
+    scikit-learn's ``_estimate_gaussian_parameters`` gives them.
+
+    ``n_k`` gets scikit-learn's ``10 * eps``, so empty components stay defined;
+    ``reg_covar`` is added to the diagonal.
+
+    Parameters
+    ----------
+    stats : SufficientStats
+    reg_covar : float
+
+    Returns
+    -------
+    nk : ndarray of shape (K,)
+    means : ndarray of shape (K, D)
+    covariances : ndarray
+        Shape per covariance type: (K, D, D), (D, D), (K, D) or (K,).
+
+    Raises
+    ------
+    DataScaleError
+        If the statistics overflowed (data of too large a scale).
+    """
+    check_finite_statistics(stats)
+    nk = stats.nk + 10 * EPS
+    means = stats.means * (stats.nk / nk)[:, None]
+    covariances = _COVARIANCE_FROM_STATS[stats.covariance_type](stats, nk, reg_covar)
+    return nk, means, covariances
+
+
 def m_step(stats: SufficientStats, reg_covar: float):
     """Maximisation step from merged statistics, as scikit-learn computes it.
 
@@ -65,12 +96,8 @@ def m_step(stats: SufficientStats, reg_covar: float):
     DataScaleError
         If the statistics overflowed (data of too large a scale).
     """
-    check_finite_statistics(stats)
-    nk_raw = stats.nk
-    nk = nk_raw + 10 * EPS
+    nk, means, covariances = gaussian_estimates(stats, reg_covar)
     weights = nk / nk.sum()
-    means = stats.means * (nk_raw / nk)[:, None]
-    covariances = _COVARIANCE_FROM_STATS[stats.covariance_type](stats, nk, reg_covar)
     return (
         weights,
         means,

@@ -15,6 +15,7 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 NAN_POLICIES = ("raise", "omit")
 COMPUTE_DTYPES = ("float64", "float32")
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
 
 def _integer(low: int, high: float = np.inf, allow_none: bool = False) -> Callable:
@@ -40,6 +41,24 @@ def _real(low: float, allow_none: bool = False) -> Callable:
             raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}.")
 
     return check
+
+
+def _positive(allow_none: bool = False) -> Callable:
+    def check(name, value):
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a real number > 0 or None, got {value!r}.")
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0 or None, got {value!r}.")
+
+    return check
+
+
+def _covariance_prior(name, value):
+    """None, an array (checked against the data in ``kernels.priors``) or a number > 0."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        _positive()(name, value)
 
 
 def _one_of(options: tuple) -> Callable:
@@ -113,6 +132,14 @@ PARAMETER_CONSTRAINTS: dict[str, Callable] = {
     "nan_policy": _one_of(NAN_POLICIES),
     "compute_dtype": _one_of(COMPUTE_DTYPES),
     "feature_dim": _optional_string,  # the dimension of named (xarray, Zarr) input
+    # variational Bayes (the array-valued priors are checked against the data's shape
+    # in kernels.priors)
+    "weight_concentration_prior_type": _one_of(PRIOR_TYPES),
+    "weight_concentration_prior": _positive(allow_none=True),
+    "mean_precision_prior": _positive(allow_none=True),
+    "mean_prior": _anything,
+    "degrees_of_freedom_prior": _positive(allow_none=True),
+    "covariance_prior": _covariance_prior,
     # stepwise (online) EM
     "max_passes": _integer(1),
     "batch_size": _integer(1),

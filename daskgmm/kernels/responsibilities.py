@@ -7,7 +7,8 @@ Each kind is handed to :func:`daskgmm.kernels.estep.chunk_stats`, which asks it
 - :class:`EStep`: posterior responsibilities under fixed parameters (an EM iteration);
 - :class:`RandomResponsibilities`: uniform random draws, seeded per chunk
   (``init_params='random'``);
-- :class:`GivenResponsibilities`: fixed in advance, e.g. k-means labels of a sample.
+- :class:`GivenResponsibilities`: fixed in advance, e.g. k-means labels of a sample;
+- :class:`OneComponent`: all rows in one component (the moments of the data).
 """
 
 from __future__ import annotations
@@ -94,3 +95,24 @@ class GivenResponsibilities:
     def __call__(self, xc, shift, start, stop, good, workspace=None):
         resp = self.resp[start:stop]
         return (resp if good is None else resp[good]).T, None
+
+
+class OneComponent:
+    """Every row wholly in one component: a pass then gives the moments of the rows.
+
+    Parameters
+    ----------
+    covariance_type : {'full', 'diag'}
+        'full' for the rows' covariance matrix, 'diag' for their variances.
+    """
+
+    n_components = 1
+
+    def __init__(self, covariance_type: str):
+        self.covariance_type = covariance_type
+
+    def for_chunk(self, chunk_index: int) -> OneComponent:
+        return self
+
+    def __call__(self, xc, shift, start, stop, good, workspace=None):
+        return np.ones((1, xc.shape[0])), None

@@ -24,7 +24,8 @@ This module knows no estimator class: :func:`save` and :func:`load` take a table
 of model classes by name (``daskgmm.estimators.MODEL_CLASSES``).  A class may
 define ``_extra_state() -> (dict, dict of arrays)`` and
 ``_restore_extra_state(dict, dict of arrays)`` for state that is not a public
-fitted attribute.
+fitted attribute, or a fitted attribute that is neither an array nor JSON (named
+in ``_state_attributes``).
 """
 
 from __future__ import annotations
@@ -111,8 +112,11 @@ def save(model, path, classes: dict[str, type], *, overwrite: bool = False) -> P
         raise FileExistsError(f"{path} exists; {what}.")
     arrays: dict[str, np.ndarray] = {}
     params, dropped = _split(model.get_params(deep=False), "param", arrays)
+    in_state = getattr(model, "_state_attributes", ())
     fitted_items = {
-        k: v for k, v in vars(model).items() if k.endswith("_") and not k.startswith("_")
+        k: v
+        for k, v in vars(model).items()
+        if k.endswith("_") and not k.startswith("_") and k not in in_state
     }
     if "feature_names_in_" in fitted_items:  # strings: kept in the JSON, as a list
         fitted_items["feature_names_in_"] = [str(n) for n in fitted_items["feature_names_in_"]]
