@@ -1,12 +1,14 @@
 """A pytest plugin for tests/test_sklearn_suite.py: runs scikit-learn's own tests of
-``GaussianMixture`` with daskgmm's class in its place, and records every outcome.
+``GaussianMixture`` and ``BayesianGaussianMixture`` with daskgmm's classes in their
+place, and records every outcome.
 
 Loaded with ``-p _sklearn_suite_plugin`` in a separate pytest process.  Environment:
 
 ``DASKGMM_SUITE_SWAP``
-    ``1``: after collection, the name ``GaussianMixture`` in each collected test
-    module (bound by its ``from sklearn.mixture import GaussianMixture``) becomes
-    ``daskgmm.GaussianMixture``.  Otherwise scikit-learn's own class runs.
+    ``1``: after collection, the names ``GaussianMixture`` and
+    ``BayesianGaussianMixture`` in each collected test module (bound by its
+    ``from sklearn.mixture import ...``) become daskgmm's classes.  Otherwise
+    scikit-learn's own classes run.
 ``DASKGMM_SUITE_REPORT``
     A JSON file written at the end: ``{"outcomes": {test id: outcome},
     "swapped": [module names]}``, the outcome ``passed``, ``failed`` or ``skipped``
@@ -18,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 
+#: The scikit-learn classes whose module-level names are replaced by daskgmm's.
+SWAPPED_CLASSES = ("GaussianMixture", "BayesianGaussianMixture")
 _outcomes: dict[str, str] = {}
 _swapped: list[str] = []
 
@@ -33,9 +37,11 @@ def pytest_collection_modifyitems(session, config, items):
         module = getattr(item, "module", None)
         if module is None or module.__name__ in _swapped:
             continue
-        if getattr(module, "GaussianMixture", None) is sklearn.mixture.GaussianMixture:
-            module.GaussianMixture = daskgmm.GaussianMixture
-            _swapped.append(module.__name__)
+        for name in SWAPPED_CLASSES:
+            if getattr(module, name, None) is getattr(sklearn.mixture, name):
+                setattr(module, name, getattr(daskgmm, name))
+                if module.__name__ not in _swapped:
+                    _swapped.append(module.__name__)
 
 
 def pytest_runtest_logreport(report):

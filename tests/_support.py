@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import dask.array as da
+import numpy as np
 from dask.callbacks import Callback
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,3 +64,43 @@ def record_task_threads(monkeypatch, module) -> list[int]:
 
     monkeypatch.setattr(module, "chunk_stats", recording)
     return threads
+
+
+# --------------------------------------------------------------------------- #
+# counted reads
+# --------------------------------------------------------------------------- #
+INPUT_NAME = "counted-input"
+
+
+class CountingArray:
+    """Array-like over a numpy array that records every read."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+        self.reads: list = []
+
+    def __getitem__(self, key):
+        out = self.array[key]
+        self.reads.append((key, out.shape))
+        return out
+
+    def row_reads(self):
+        """Reads that returned at least one row (dask's meta probe reads none)."""
+        return [(key, shape) for key, shape in self.reads if shape[0] > 0]
+
+
+def counted_dask_array(X: np.ndarray, chunk_rows: int):
+    counting = CountingArray(X)
+    dX = da.from_array(
+        counting,
+        chunks=(chunk_rows, -1),
+        asarray=True,
+        lock=False,
+        inline_array=False,
+        name=INPUT_NAME,
+    )
+    counting.reads.clear()  # forget the metadata probe of from_array
+    return counting, dX

@@ -12,6 +12,7 @@ import os
 import dask.array as da
 import numpy as np
 import pytest
+from _support import INPUT_NAME, counted_dask_array
 from dask.callbacks import Callback
 from dask.utils import key_split
 
@@ -23,42 +24,6 @@ from daskgmm.kernels.responsibilities import EStep
 from daskgmm.kernels.stats import SufficientStats
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-INPUT_NAME = "counted-input"
-
-
-class CountingArray:
-    """Array-like over a numpy array that records every read."""
-
-    def __init__(self, array: np.ndarray):
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-        self.ndim = array.ndim
-        self.reads: list = []
-
-    def __getitem__(self, key):
-        out = self.array[key]
-        self.reads.append((key, out.shape))
-        return out
-
-    def row_reads(self):
-        """Reads that returned at least one row (dask's meta probe reads none)."""
-        return [(key, shape) for key, shape in self.reads if shape[0] > 0]
-
-
-def counted_dask_array(X: np.ndarray, chunk_rows: int):
-    counting = CountingArray(X)
-    dX = da.from_array(
-        counting,
-        chunks=(chunk_rows, -1),
-        asarray=True,
-        lock=False,
-        inline_array=False,
-        name=INPUT_NAME,
-    )
-    counting.reads.clear()  # forget the metadata probe of from_array
-    return counting, dX
 
 
 class Recorder(Callback):
