@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 # The plot extra (matplotlib) is installed too: `make demo` draws its fit and the
 # test suite checks the plots.  Editing this Makefile reinstalls.
@@ -30,5 +30,16 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_em.py
 
+# The documentation site: installs the docs extra (Sphinx and friends, from wheels),
+# then builds docs/_build/html with warnings as errors; the gallery's examples run.
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml Makefile
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs built: open docs/_build/html/index.html"
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output
+	rm -rf docs/_build docs/auto_examples docs/_generated
