@@ -9,6 +9,7 @@ from ._version import __version__
 __all__ = [
     "BayesianGaussianMixture",
     "GaussianMixture",
+    "OnlineBayesianGaussianMixture",
     "OnlineGaussianMixture",
     "__version__",
     "load",
@@ -19,6 +20,7 @@ __all__ = [
 _LAZY = {
     "BayesianGaussianMixture": "estimators",
     "GaussianMixture": "estimators",
+    "OnlineBayesianGaussianMixture": "estimators",
     "OnlineGaussianMixture": "estimators",
     "load": "estimators",
 }
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from .estimators import (
         BayesianGaussianMixture,
         GaussianMixture,
+        OnlineBayesianGaussianMixture,
         OnlineGaussianMixture,
         load,
     )

@@ -7,6 +7,7 @@ running statistics (:mod:`daskgmm.estimators.stepwise`) before maximising.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from contextlib import contextmanager
@@ -107,6 +108,13 @@ init_sample_size, chunk_rows, split_every
     training_data_ : dict
         Fingerprint of the data of the last ``fit`` or ``partial_fit`` call (see
         :func:`daskgmm.io.data_fingerprint`), saved with the model.
+
+    Examples
+    --------
+    >>> from daskgmm import OnlineGaussianMixture, datasets
+    >>> X, _ = datasets.make_mixture(10_000, n_features=2, n_components=2, chunk_rows=1_000)
+    >>> OnlineGaussianMixture(2, batch_size=2_000).fit(X).partial_fit(X[:2_000]).n_samples_seen_
+    22000
     """
 
     def __init__(
@@ -179,15 +187,18 @@ init_sample_size, chunk_rows, split_every
 
     def _initialise(self, rows: RowChunks, random_state) -> None:
         """Initial parameters from ``rows`` (or the given ones); empty online state."""
-        guess = InitialGuess.from_estimator(self, rows.n_features)
-        params = estimator_initial_parameters(self, rows, guess, random_state)
-        self._set_parameters(*params)
+        self._set_initial_parameters(rows, random_state)
         self._online_stats = None
         self.lower_bound_ = -np.inf
         self.log_likelihood_history_ = []
         self.n_batches_seen_ = 0
         self.n_samples_seen_ = 0
         self.warm_up_batches_ = None
+
+    def _set_initial_parameters(self, rows: RowChunks, random_state) -> None:
+        """The initial parameters: from ``rows``, or the given ``*_init``."""
+        guess = InitialGuess.from_estimator(self, rows.n_features)
+        self._set_parameters(*estimator_initial_parameters(self, rows, guess, random_state))
 
     # ------------------------------------------------------- the EM protocol
     def mstep(self, stats, params: tuple) -> tuple:
@@ -229,13 +240,15 @@ init_sample_size, chunk_rows, split_every
         """The running mean log-likelihood, blended as the statistics are."""
         return self.lower_bound_
 
-    def _run(self, rows: RowChunks, steps, after_step=None) -> None:
+    def _run(self, rows: RowChunks, steps, after_step=None, saver=None, n_steps=None) -> None:
         """Stepwise-EM updates, one per mini-batch of ``steps``, by the EM loop."""
         settings = LoopSettings(
             split_every=self.split_every,
             nan_policy=self.nan_policy,
             verbose_interval=None,
             logger=logger,
+            checkpoint=saver is not None and saver.path is not None,
+            n_steps=n_steps,
         )
         run = EMRun(self._get_parameters(), self.lower_bound_)
         run_em(self, rows, run, steps, settings, after_step, self._bar)
@@ -287,7 +300,9 @@ init_sample_size, chunk_rows, split_every
                 place = (1, None, 0)
             position = []
             steps = self._schedule(rows, random_state, place, position)
-            self._run(rows, steps, lambda run: online_state.save_checkpoint(self, saver, *position))
+            left = n_batches * self.max_passes - self.n_batches_seen_  # for the time left
+            save = functools.partial(online_state.save_checkpoint, self, saver)
+            self._run(rows, steps, lambda run: save(*position), saver, left)
             if self.final_batch_pass and place[0] <= self.max_passes + 1:
                 self._batch_em_pass(rows)
                 online_state.save_checkpoint(self, saver, self.max_passes + 2, None, 0)
@@ -305,7 +320,7 @@ init_sample_size, chunk_rows, split_every
         first_pass, order, done = place
         for n_pass in range(first_pass, self.max_passes + 1):
             if order is None:
-                order = random_state.permutation(rows.n_chunks)
+                order = self._pass_order(rows, random_state)
             batches = mini_batches(order, rows.array.chunks[0], self.batch_size)
             for index in range(done, len(batches)):
                 position[:] = (n_pass, order, index + 1)
@@ -317,6 +332,10 @@ init_sample_size, chunk_rows, split_every
                 self.n_batches_seen_,
                 self.lower_bound_,
             )
+
+    def _pass_order(self, rows: RowChunks, random_state) -> np.ndarray:
+        """A pass's chunk order, drawn from ``random_state`` when the pass begins."""
+        return random_state.permutation(rows.n_chunks)
 
     def _batch_em_pass(self, rows: RowChunks) -> None:
         """One exact batch EM iteration over all rows; its statistics become the state."""

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ModelFileError
 from ..kernels.stats import SufficientStats
 from ..store.arrays import pack, unpack
+from ..store.checkpoint import RANDOM_STATE_KEYS
 
 logger = logging.getLogger("daskgmm.online")
 
@@ -27,8 +28,12 @@ STATS_ARRAYS = ("nk", "means", "m2")
 
 
 def save_checkpoint(model, saver, n_pass: int, order, done: int) -> None:
-    """Record that ``done`` mini-batches of pass ``n_pass`` (in ``order``) are done."""
-    stats_meta, stats_arrays = extra_state(model)
+    """Record that ``done`` mini-batches of pass ``n_pass`` (in ``order``) are done.
+
+    The model's own state (``model._extra_state()``: the running statistics) goes
+    in beside its parameters.
+    """
+    stats_meta, stats_arrays = model._extra_state()
     state = {
         "pass": n_pass,
         "done": done,
@@ -59,8 +64,9 @@ def restore_checkpoint(model, saver):
     model.n_batches_seen_ = int(state["n_batches_seen"])
     model.n_samples_seen_ = int(state["n_samples_seen"])
     model.warm_up_batches_ = state["warm_up_batches"]
-    restore_extra_state(
-        model, state["stats"], {k: v for k, v in arrays.items() if k.startswith("stats_")}
+    schedule = (*PARAMETER_ARRAYS, "order", RANDOM_STATE_KEYS)
+    model._restore_extra_state(
+        state["stats"], {k: v for k, v in arrays.items() if k not in schedule}
     )
     logger.info(
         "resuming from checkpoint %s: pass %d, %d mini-batches done",
@@ -76,14 +82,19 @@ def extra_state(model) -> tuple[dict, dict]:
     s = model._online_stats
     if s is None:
         return {"has_stats": False}, {}
+    meta, arrays = pack_stats(s, "stats_")
+    return {"has_stats": True, **meta}, arrays
+
+
+def pack_stats(s: SufficientStats, prefix: str) -> tuple[dict, dict]:
+    """Statistics as JSON-able scalars and arrays, each named ``prefix + field``."""
     meta = {
-        "has_stats": True,
-        "stats_log_likelihood": s.log_likelihood,
-        "stats_weight_sum": s.weight_sum,
-        "stats_n_rows": s.n_rows,
+        f"{prefix}log_likelihood": s.log_likelihood,
+        f"{prefix}weight_sum": s.weight_sum,
+        f"{prefix}n_rows": s.n_rows,
     }
     arrays = {}
-    pack(arrays, "stats_", {name: getattr(s, name) for name in STATS_ARRAYS})
+    pack(arrays, prefix, {name: getattr(s, name) for name in STATS_ARRAYS})
     return meta, arrays
 
 
@@ -101,23 +112,34 @@ def restore_extra_state(model, meta: dict, arrays: dict) -> None:
         model._online_stats = None
         return
     _check_counters(model)
+    model._online_stats = unpack_stats(model, meta, arrays, "stats_")
+
+
+def unpack_stats(model, meta: dict, arrays: dict, prefix: str) -> SufficientStats:
+    """Inverse of :func:`pack_stats`, the shapes checked against ``model.means_``.
+
+    Raises
+    ------
+    ModelFileError
+        If an array is missing or of the wrong shape, or a scalar is not finite.
+    """
     k, d = model.means_.shape
     for name, expected in SufficientStats.shapes(model.covariance_type, k, d).items():
-        key = f"stats_{name}"
+        key = f"{prefix}{name}"
         if key not in arrays or arrays[key].shape != expected:
             got = arrays[key].shape if key in arrays else "nothing"
             raise ModelFileError(f"online state {key!r} should have shape {expected}, got {got}")
-    scalars = [meta.get(n) for n in ("stats_log_likelihood", "stats_weight_sum")]
+    scalars = [meta.get(f"{prefix}{n}") for n in ("log_likelihood", "weight_sum")]
     if not all(isinstance(v, float) and math.isfinite(v) for v in scalars):
         raise ModelFileError("online state scalars are missing or not finite")
-    model._online_stats = SufficientStats(
+    return SufficientStats(
         model.covariance_type,
-        arrays["stats_nk"],
-        arrays["stats_means"],
-        arrays["stats_m2"],
+        arrays[f"{prefix}nk"],
+        arrays[f"{prefix}means"],
+        arrays[f"{prefix}m2"],
         scalars[0],
         scalars[1],
-        int(meta.get("stats_n_rows", 0)),
+        int(meta.get(f"{prefix}n_rows", 0)),
     )
 
 

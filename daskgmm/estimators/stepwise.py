@@ -65,6 +65,34 @@ def mini_batches(order: np.ndarray, row_chunks: tuple, batch_size: int) -> list[
     return [order[i : i + per_batch] for i in range(0, len(order), per_batch)]
 
 
+def revisiting_order(
+    partition: np.ndarray, row_chunks: tuple, batch_size: int, random_state
+) -> np.ndarray:
+    """A pass's chunk order that visits fixed mini-batches in a random order.
+
+    The mini-batches are those of ``partition`` (:func:`mini_batches`); their
+    order is drawn from ``random_state``, the last, shorter one (if any) kept
+    last, so that :func:`mini_batches` of the returned order gives the same
+    groups of chunks again, every pass (memoized variational Bayes revisits them).
+
+    Parameters
+    ----------
+    partition : ndarray of int
+        A fixed order of all chunk indices.
+    row_chunks : tuple of int
+    batch_size : int
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    ndarray of int
+    """
+    groups = mini_batches(partition, row_chunks, batch_size)
+    n_full = len(groups) - int(len(groups[-1]) < len(groups[0]))
+    order = random_state.permutation(n_full)
+    return np.concatenate([groups[i] for i in order] + groups[n_full:])
+
+
 def blend(running: SufficientStats | None, batch: SufficientStats, gamma: float):
     """``(1 - gamma) * running + gamma * batch`` of per-sample statistics.
 
