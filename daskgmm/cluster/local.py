@@ -6,6 +6,8 @@ import logging
 import os
 from contextlib import contextmanager
 
+from .dashboard import register as register_page
+
 logger = logging.getLogger("daskgmm.cluster")
 
 #: glibc malloc settings for the worker processes :func:`start_local_cluster` starts.
@@ -63,6 +65,7 @@ def start_local_cluster(
     """
     from distributed import Client, LocalCluster
 
+    register_page()  # daskgmm's page on the dashboard, /individual-daskgmm
     env = {} if trim_worker_memory or not processes else WORKER_MALLOC_ENV
     dashboard_address, loopback_port = _loopback_dashboard(dashboard_address)
     with _worker_environ(env), _websocket_origins(loopback_port):

@@ -16,13 +16,23 @@ a batch iteration; over some of them, a mini-batch.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dask.array as da
 import numpy as np
 from dask.delayed import Delayed, delayed
+from dask.highlevelgraph import HighLevelGraph
+from dask.task_spec import DataNode, List, Task, TaskRef
 
+from ..cluster import current_client
+from ..cluster.hold import hold_on_workers
+from ..kernels.devices import empty_like_chunks
 from ..kernels.estep import chunk_stats
 from ..kernels.nan_policy import check_bad_rows
 from ..kernels.scale import check_overflow_rows
@@ -33,17 +43,17 @@ from .rows import RowChunks
 DEFAULT_SPLIT_EVERY = 8
 
 
-def _tree_reduce(leaves: list, name: str, split_every: int) -> Delayed:
-    """Merge leaves in a tree of ``split_every``-way merges, in fixed order."""
+def _tree_reduce(layer: dict, leaves: list, name: str, split_every: int):
+    """Add to ``layer`` a tree of ``split_every``-way merges of ``leaves`` (keys), in
+    fixed order; returns the key of the root."""
     level = 0
     while len(leaves) > 1:
-        leaves = [
-            delayed(merge_all, pure=True)(
-                leaves[i : i + split_every], dask_key_name=(name, level, j)
-            )
-            for j, i in enumerate(range(0, len(leaves), split_every))
-        ]
-        level += 1
+        merged = []
+        for j, i in enumerate(range(0, len(leaves), split_every)):
+            key = (name, level, j)
+            layer[key] = Task(key, merge_all, List(*map(TaskRef, leaves[i : i + split_every])))
+            merged.append(key)
+        leaves, level = merged, level + 1
     return leaves[0]
 
 
@@ -88,17 +98,35 @@ def pass_graph(
     token = uuid.uuid4().hex
     shared = delayed((responsibilities, ids), name=f"daskgmm_params-{token}", pure=True)
     weights = rows.weights or [None] * rows.n_chunks
-    leaves = [
-        delayed(_chunk_stats_at, pure=True)(
-            rows.blocks[chunk],
-            shared,
-            weights[chunk],
-            position,
-            dask_key_name=(f"{prefix}-{token}", position),
-        )
-        for position, chunk in enumerate(ids)
-    ]
-    return _tree_reduce(leaves, f"daskgmm_reduce-{token}", split_every or DEFAULT_SPLIT_EVERY)
+    # The tasks are written as one layer over the blocks' keys: ``delayed`` calls
+    # merge their arguments' graphs one call at a time, which took most of the
+    # client's time between two passes (see benchmarks/bench_events.py).
+    layer = {}
+    for position, chunk in enumerate(ids):
+        key = (f"{prefix}-{token}", position)
+        weight = None if weights[chunk] is None else TaskRef(weights[chunk].key)
+        block, params = TaskRef(rows.blocks[chunk].key), TaskRef(shared.key)
+        layer[key] = Task(key, _chunk_stats_at, block, params, weight, position)
+    root = _tree_reduce(
+        layer, list(layer), f"daskgmm_reduce-{token}", split_every or DEFAULT_SPLIT_EVERY
+    )
+    # the blocks of an array share one graph: each distinct graph is merged once
+    used = [rows.blocks[chunk] for chunk in ids]
+    used += [weights[chunk] for chunk in ids if weights[chunk] is not None]
+    sources = [shared, *{id(block.dask): block for block in used}.values()]
+    name = f"daskgmm_pass-{token}"
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=sources)
+    return Delayed(root, graph, layer=name)
+
+
+@dataclass
+class PassClock:
+    """When a pass was handed to the scheduler and when its results came back
+    (``time.perf_counter`` seconds; NaN before): the client-side gap between two
+    passes is the second pass's ``submitted`` less the first's ``returned``."""
+
+    submitted: float = math.nan
+    returned: float = math.nan
 
 
 def run_pass(
@@ -109,11 +137,13 @@ def run_pass(
     prefix: str = "daskgmm_estep",
     split_every: int | None = None,
     nan_policy: str = "raise",
+    clock: PassClock | None = None,
 ) -> SufficientStats:
     """One pass (one ``compute``): merged statistics of the chosen chunks.
 
     Parameters are as for :func:`pass_graph`; ``nan_policy`` decides what rows
-    with NaN or inf do (:func:`daskgmm.kernels.nan_policy.check_bad_rows`).
+    with NaN or inf do (:func:`daskgmm.kernels.nan_policy.check_bad_rows`);
+    ``clock``, when given, is set to when the pass was submitted and returned.
 
     Raises
     ------
@@ -122,9 +152,42 @@ def run_pass(
         (under 'omit'), or the sample weights sum to zero.
     """
     graph = pass_graph(rows, responsibilities, chunk_ids, prefix, split_every)
+    if clock is not None:
+        clock.submitted = time.perf_counter()
     stats = compute(graph)[0]
+    if clock is not None:
+        clock.returned = time.perf_counter()
     check_bad_rows(stats, nan_policy)
     return stats
+
+
+def _literal_bytes(collections: list) -> int:
+    """Bytes of the numpy arrays written into the graphs of ``collections`` (the
+    data of in-memory input; 0 for data read by tasks)."""
+    graphs = {id(c.dask): c.dask for c in collections}
+    total = 0
+    for graph in graphs.values():
+        for value in dict(graph).values():
+            value = value.value if isinstance(value, DataNode) else value
+            total += value.nbytes if isinstance(value, np.ndarray) else 0
+    return total
+
+
+@contextmanager
+def held_rows(rows: RowChunks):
+    """``rows``, or on a distributed cluster, for in-memory data, the same rows
+    kept on the workers for the block (:func:`daskgmm.cluster.hold.hold_on_workers`):
+    each pass then sends the workers the parameters, not the data."""
+    client = current_client()
+    blocks = rows.blocks + (rows.weights or [])
+    nbytes = _literal_bytes(blocks) if client is not None else 0
+    held = hold_on_workers(client, blocks, nbytes) if nbytes else None
+    if held is None:
+        yield rows
+        return
+    n = rows.n_chunks
+    yield dataclasses.replace(rows, blocks=held[:n], weights=held[n:] or None)
+    del held  # the futures go, and the workers forget the rows
 
 
 def map_rows(
@@ -141,7 +204,8 @@ def map_rows(
     ----------
     X : dask.array.Array of shape (N, D), one chunk along the features
     row_func : callable
-        ``row_func(block, shared) -> ndarray`` of shape (n,) or (n, n_columns).
+        ``row_func(block, shared) -> ndarray`` of shape (n,) or (n, n_columns), in
+        the block's namespace (CuPy blocks give CuPy results).
     shared : object
         Small parameters; placed in the graph once.
     n_columns : int or None
@@ -160,15 +224,13 @@ def map_rows(
             row_func,
             params,
             drop_axis=1,
-            dtype=dtype,
             name=name,
-            meta=np.empty((0,), dtype),
+            meta=empty_like_chunks(X._meta, (0,), dtype),  # gives the dtype
         )
     return X.map_blocks(
         row_func,
         params,
         chunks=(X.chunks[0], (n_columns,)),
-        dtype=dtype,
         name=name,
-        meta=np.empty((0, 0), dtype),
+        meta=empty_like_chunks(X._meta, (0, 0), dtype),
     )

@@ -146,6 +146,7 @@ class FitProgress(_Line):
         self.change = None
         self.changes: list[float] = []
         self.pass_fraction = None
+        self.record = None
         self._step_started = self.started
 
     def start_init(self, init: int, done: int = 0) -> None:
@@ -155,14 +156,18 @@ class FitProgress(_Line):
             if self.init != init and self.done:
                 self.finished_inits.append(self.done)
             self.init, self.done = init, done
-            self.lower_bound = self.change = self.pass_fraction = None
+            self.lower_bound = self.change = self.pass_fraction = self.record = None
             self.changes = []
             self._step_started = time.monotonic()
             self._draw(force=True)
 
-    def step(self, lower_bound: float, change: float) -> None:
-        """One iteration (mini-batch) finished with this lower bound and change."""
+    def step(self, lower_bound: float, change: float, record: dict | None = None) -> None:
+        """One iteration (mini-batch) finished with this lower bound and change.
+
+        ``record`` is the iteration's record (:mod:`daskgmm.estimators.fit_events`):
+        the line then also shows bad rows and the smallest component weight."""
         with self._lock:
+            self.record = record
             now = time.monotonic()
             self.step_seconds += now - self._step_started
             self._step_started = now
@@ -197,6 +202,10 @@ class FitProgress(_Line):
             parts.append(f"lower bound {self.lower_bound: .6f}")
         if self.change is not None and math.isfinite(self.change):
             parts.append(f"change {self.change:.3g}")
+        if self.record is not None and self.record.get("bad_rows"):
+            parts.append(f"bad rows {self.record['bad_rows']}")
+        if self.record is not None and self.record.get("weights"):
+            parts.append(f"min weight {min(self.record['weights']):.2g}")
         parts.append(self._timing())
         if self.pass_fraction is not None:
             parts.append(f"pass {self.pass_fraction:4.0%}")
@@ -221,25 +230,67 @@ class FitProgress(_Line):
         return f"{text}  ~{guess} left (at most {format_seconds(bound)})"
 
     def _steps_left_at_most(self) -> int:
-        later = self.n_init - self.init - 1
-        return max(self.total - self.done, 0) + later * self.total
+        return steps_left(self.total, self.done, self.n_init, self.init)[0]
 
     def _steps_left_estimate(self) -> float | None:
         """Iterations left if the change keeps shrinking by its last factor (None
         when it has not shrunk twice yet)."""
-        if len(self.changes) < 2 or not self.tol:
-            return None
-        previous, last = self.changes[-2], self.changes[-1]
-        if not 0 < last < previous:
-            return None
-        if last < self.tol:
-            here = 0.0
-        else:
-            here = math.ceil(math.log(self.tol / last) / math.log(last / previous))
-        here = min(here, self.total - self.done)
-        per_init = self.finished_inits or [self.done + here]
-        later = self.n_init - self.init - 1
-        return here + later * min(sum(per_init) / len(per_init), self.total)
+        return steps_left(
+            self.total,
+            self.done,
+            self.n_init,
+            self.init,
+            self.tol,
+            self.changes,
+            self.finished_inits,
+        )[1]
+
+
+def steps_left(
+    total: int,
+    done: int,
+    n_init: int = 1,
+    init: int = 0,
+    tol: float | None = None,
+    changes: list | None = None,
+    finished_inits: list | None = None,
+) -> tuple[int, float | None]:
+    """EM steps left: at most, and as estimated (see the module docstring).
+
+    Parameters
+    ----------
+    total : int
+        Steps of one initialisation at most (``max_iter``).
+    done : int
+        Steps taken in the current initialisation ``init`` (from 0) of ``n_init``.
+    tol : float, optional
+        The convergence tolerance (None: no estimate beyond the bound).
+    changes : list of float
+        Absolute changes of the lower bound so far in this initialisation.
+    finished_inits : list of int
+        Iterations each finished initialisation took.
+
+    Returns
+    -------
+    at_most : int
+    estimate : float or None
+        None until the change has shrunk twice.
+    """
+    later = n_init - init - 1
+    at_most = max(total - done, 0) + later * total
+    changes = changes or []
+    if len(changes) < 2 or not tol:
+        return at_most, None
+    previous, last = changes[-2], changes[-1]
+    if not 0 < last < previous:
+        return at_most, None
+    if last < tol:
+        here = 0.0
+    else:
+        here = math.ceil(math.log(tol / last) / math.log(last / previous))
+    here = min(here, total - done)
+    per_init = finished_inits or [done + here]
+    return at_most, here + later * min(sum(per_init) / len(per_init), total)
 
 
 class TaskProgress(_Line, Callback):

@@ -19,6 +19,7 @@ loop once per initialisation and keeps the best run, as ``n_init`` asks.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..engine.passes import run_pass
+from ..engine.passes import PassClock, held_rows, run_pass
 from ..engine.rows import RowChunks
+from .fit_events import fit_scope
 
 logger = logging.getLogger("daskgmm.mixture")
 
@@ -88,6 +90,11 @@ class LoopSettings:
         steps itself.
     logger : logging.Logger
         Where the steps are logged (the estimator's logger).
+    checkpoint : bool
+        Whether ``after_step`` writes a checkpoint (its time goes into the records).
+    n_steps : int or None
+        Steps left in all, where ``steps`` cannot tell (a generator); for the
+        records' time left.
     """
 
     tol: float | None = None
@@ -95,6 +102,8 @@ class LoopSettings:
     nan_policy: str = "raise"
     verbose_interval: int | None = 10
     logger: logging.Logger = field(default_factory=lambda: logger)
+    checkpoint: bool = False
+    n_steps: int | None = None
 
 
 def run_em(
@@ -125,37 +134,43 @@ def run_em(
     -------
     EMRun
         ``run``.
+
+    Notes
+    -----
+    Every step's record (:mod:`daskgmm.estimators.fit_events`) is published to
+    the cluster's event log, logged at DEBUG and shown on ``bar``.  On a
+    distributed cluster, in-memory row chunks are sent to the workers once for
+    the loop rather than with every pass (:func:`daskgmm.engine.passes.held_rows`).
     """
     start = time.perf_counter()
-    for chunk_ids in steps:
-        if run.converged:
-            break
-        tick = time.perf_counter()
-        stats = run_pass(
-            rows,
-            model.estep(run.params),
-            chunk_ids,
-            split_every=settings.split_every,
-            nan_policy=settings.nan_policy,
-        )
-        params = model.mstep(stats, run.params)
-        lower_bound = model.lower_bound(stats, run.params, params)
-        change = lower_bound - run.lower_bound
-        run.params, run.lower_bound = params, lower_bound
-        run.lower_bounds.append(lower_bound)
-        run.n_iter += 1
-        run.converged = settings.tol is not None and abs(change) < settings.tol
-        if after_step is not None:
-            after_step(run)
-        if bar is not None:
-            bar.step(lower_bound, change)
-        if settings.verbose_interval and run.n_iter % settings.verbose_interval == 0:
-            settings.logger.debug(
-                "  Iteration %d\t time lapse %.5fs\t ll change %.5f",
-                run.n_iter,
-                time.perf_counter() - tick,
-                change,
+    left = settings.n_steps if settings.n_steps is not None else operator.length_hint(steps, -1)
+    total = None if left < 0 else run.n_iter + left
+    clock, returned = PassClock(), None
+    with fit_scope(tol=settings.tol) as events, held_rows(rows) as pass_rows:
+        events.tol = settings.tol
+        for chunk_ids in steps:
+            if run.converged:
+                break
+            tick = time.perf_counter()
+            stats = run_pass(
+                pass_rows,
+                model.estep(run.params),
+                chunk_ids,
+                split_every=settings.split_every,
+                nan_policy=settings.nan_policy,
+                clock=clock,
             )
+            gap = None if returned is None else clock.submitted - returned
+            returned = clock.returned
+            change = _step(model, run, stats, settings, after_step, events)
+            record = events.record(
+                model, run, stats, change, time.perf_counter() - tick, gap, total
+            )
+            events.send(record, settings.logger)
+            if bar is not None:
+                bar.step(run.lower_bound, change, record)
+            _log_step(settings, run, tick, change)
+        events.flush()
     if settings.tol is not None:
         settings.logger.info(
             "Initialization %s. time lapse %.5fs\t lower bound %.5f",
@@ -164,6 +179,34 @@ def run_em(
             run.lower_bound,
         )
     return run
+
+
+def _step(model: EMModel, run: EMRun, stats, settings: LoopSettings, after_step, events) -> float:
+    """The M-step and the lower bound after a pass; ``run`` moves on.  Returns the
+    change of the lower bound."""
+    params = model.mstep(stats, run.params)
+    lower_bound = model.lower_bound(stats, run.params, params)
+    change = lower_bound - run.lower_bound
+    run.params, run.lower_bound = params, lower_bound
+    run.lower_bounds.append(lower_bound)
+    run.n_iter += 1
+    run.converged = settings.tol is not None and abs(change) < settings.tol
+    if after_step is not None:
+        after_step(run)
+        if settings.checkpoint:
+            events.checkpointed()
+    return change
+
+
+def _log_step(settings: LoopSettings, run: EMRun, tick: float, change: float) -> None:
+    """scikit-learn's verbose line, every ``verbose_interval`` steps."""
+    if settings.verbose_interval and run.n_iter % settings.verbose_interval == 0:
+        settings.logger.debug(
+            "  Iteration %d\t time lapse %.5fs\t ll change %.5f",
+            run.n_iter,
+            time.perf_counter() - tick,
+            change,
+        )
 
 
 @dataclass
@@ -213,18 +256,21 @@ def best_of_initialisations(
     EMRun
     """
     best, resumed = start.best, start.resumed
-    for init in range(start.first, start.n_init):
-        logger.info("Initialization %d", init + 1)
-        if resumed is not None:
-            run, resumed = resumed, None
-        else:
-            run = new_run()
-        if max_iter == 0:
-            best = EMRun(run.params, -np.inf)
-            continue
-        iterate(run, init, best)
-        if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
-            best = run
+    with fit_scope(start.n_init) as events:
+        for init in range(start.first, start.n_init):
+            logger.info("Initialization %d", init + 1)
+            if resumed is not None:
+                run, resumed = resumed, None
+            else:
+                run = new_run()
+            if max_iter == 0:
+                best = EMRun(run.params, -np.inf)
+                continue
+            events.start_init(init)
+            iterate(run, init, best)
+            events.finish_init(run.n_iter)
+            if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
+                best = run
     if finished is not None:
         finished(best)
     return best
