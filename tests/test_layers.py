@@ -33,7 +33,13 @@ LAYERS = (
     ("daskgmm.engine",),
     ("daskgmm.io",),
     ("daskgmm.estimators",),
-    ("daskgmm.cli", "daskgmm.pipeline", "daskgmm.plotting", "daskgmm.datasets"),
+    (
+        "daskgmm.cli",
+        "daskgmm.pipeline",
+        "daskgmm.plotting",
+        "daskgmm.datasets",
+        "daskgmm.dashboard",
+    ),
 )
 #: The package root and ``python -m daskgmm`` sit on top of everything.
 TOP = ("daskgmm", "daskgmm.__main__")
@@ -55,6 +61,16 @@ ONLY_IN = {
         ("daskgmm.kernels.checks",),
         "the data and fitted-state checks use scikit-learn's own validators "
         "(check_array, check_is_fitted); the computing kernels stay numpy/scipy",
+    ),
+    ("daskgmm.kernels", "array_api_compat"): (
+        ("daskgmm.kernels.devices",),
+        "the namespace of a chunk that is not numpy (CuPy on a GPU), for the array-"
+        "namespace E-step; imported lazily, on the first such chunk",
+    ),
+    ("daskgmm.kernels", "cupy"): (
+        ("daskgmm.kernels.devices",),
+        "device='cuda' moves chunks to the GPU with cupy.asarray; imported lazily, "
+        "only then (CuPy is the optional extra daskgmm[gpu])",
     ),
 }
 

@@ -21,6 +21,7 @@ from ..kernels.checks import (
     check_sample_weight_shape,
     check_sample_weight_values,
 )
+from ..kernels.devices import empty_like_chunks, host_dtype, namespace, to_device, to_host
 from .compute import compute
 
 #: Upper bound on the size of the chunks made from an in-memory numpy array.
@@ -107,35 +108,95 @@ def _views_as_dask(X: np.ndarray, chunk_rows: int) -> da.Array:
     return da.Array(layer, name, chunks=(row_chunks, (X.shape[1],)), dtype=X.dtype)
 
 
-def as_dask_array(X, chunk_rows="auto") -> da.Array:
-    """A 2-D float dask array with one chunk along the features.
+def _device_views_as_dask(X, chunk_rows) -> da.Array:
+    """A dask array whose chunks are row slices of an array of another namespace
+    (a CuPy array stays on its GPU; no copy)."""
+    dtype = host_dtype(X.dtype)
+    if chunk_rows == "auto":
+        chunk_rows = auto_chunk_rows(X.shape[0], X.shape[1], dtype.itemsize)
+    name = f"daskgmm_rows-{uuid.uuid4().hex}"
+    row_chunks = da.core.normalize_chunks((chunk_rows,), (X.shape[0],))[0]
+    starts = np.concatenate([[0], np.cumsum(row_chunks)]).astype(int)
+    layer = {(name, i, 0): X[starts[i] : starts[i + 1], :] for i in range(len(row_chunks))}
+    # the dtype is the meta's (a namespace's own dtype may not compare with numpy's)
+    return da.Array(layer, name, chunks=(row_chunks, (X.shape[1],)), meta=X[0:0, :])
+
+
+def is_device_array(X) -> bool:
+    """Whether ``X`` is an in-memory array of another namespace than numpy (CuPy)."""
+    return not isinstance(X, da.Array) and namespace(X) is not None
+
+
+def on_device(array: da.Array, device: str | None) -> da.Array:
+    """``array`` with each chunk moved to ``device`` as it is read ('cuda'; None: as is).
 
     Parameters
     ----------
-    X : numpy array, dask array or array-like
-        Integer and boolean data become float64; float32 stays float32.  (The
-        estimators open stores, zarr and xarray sources with ``daskgmm.io``
-        first.)
-    chunk_rows : int or 'auto'
-        Rows per chunk when ``X`` is not already a dask array.
+    array : dask.array.Array
+    device : str or None
+        See :func:`daskgmm.kernels.devices.to_device`.
 
     Returns
     -------
     dask.array.Array
     """
-    if not isinstance(X, da.Array):
+    if device is None:
+        return array
+    meta = to_device(np.empty((0,) * array.ndim, host_dtype(array.dtype)), device)
+    return array.map_blocks(to_device, device, meta=meta)  # the dtype is the meta's
+
+
+def on_host(array: da.Array) -> da.Array:
+    """``array`` with chunks of another namespace (CuPy) copied to numpy as read."""
+    if namespace(array._meta) is None:
+        return array
+    dtype = host_dtype(array.dtype)
+    meta = empty_like_chunks(None, (0,) * array.ndim, dtype)
+    return array.map_blocks(to_host, dtype=dtype, meta=meta)
+
+
+def like_chunks_of(rows: da.Array, out: da.Array) -> da.Array:
+    """``out`` on the host if ``rows``' chunks are numpy (results of rows that
+    ``device`` moved come back), else as it is (CuPy rows give CuPy results)."""
+    return on_host(out) if namespace(rows._meta) is None else out
+
+
+def as_dask_array(X, chunk_rows="auto", device: str | None = None) -> da.Array:
+    """A 2-D float dask array with one chunk along the features.
+
+    Parameters
+    ----------
+    X : numpy array, dask array, array of another namespace (CuPy) or array-like
+        Integer and boolean data become float64; float32 stays float32.  (The
+        estimators open stores, zarr and xarray sources with ``daskgmm.io``
+        first.)  Chunks of any namespace are kept as they are, never converted.
+    chunk_rows : int or 'auto'
+        Rows per chunk when ``X`` is not already a dask array.
+    device : str, optional
+        Move each chunk there as it is read ('cuda'; :func:`on_device`).
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    if is_device_array(X):
+        X = _device_views_as_dask(X, chunk_rows)
+    elif not isinstance(X, da.Array):
         X = check_numpy_data(X)
         if chunk_rows == "auto":
             chunk_rows = auto_chunk_rows(X.shape[0], X.shape[1], X.dtype.itemsize)
         X = _views_as_dask(X, chunk_rows)
+    dtype = host_dtype(X.dtype)  # a namespace's own dtype (of its chunks) as numpy's
     check_data_shape(X.shape, X.dtype)
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})
-    target = _float_dtype(X.dtype)
-    return X if X.dtype == target else X.astype(target)
+    target = _float_dtype(dtype)
+    return on_device(X if dtype == target else X.astype(target), device)
 
 
-def prepare_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> RowChunks:
+def prepare_rows(
+    X, sample_weight=None, chunk_rows="auto", n_components=None, device=None
+) -> RowChunks:
     """Validate data (and weights) and split them into row chunks for repeated passes.
 
     Parameters
@@ -146,16 +207,19 @@ def prepare_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) ->
     chunk_rows : int or 'auto'
     n_components : int, optional
         When fitting, the minimum number of rows.
+    device : str, optional
+        Move each chunk there as it is read ('cuda'); None leaves the chunks where
+        they are (CuPy chunks on their GPU, numpy on the host).
 
     Returns
     -------
     RowChunks
     """
-    if isinstance(X, da.Array):
+    if isinstance(X, da.Array) or is_device_array(X):
         check_data_shape(X.shape, X.dtype, n_components)
     else:
         X = check_numpy_data(X, n_components=n_components)  # scikit-learn's check_array
-    array = as_dask_array(X, chunk_rows)
+    array = as_dask_array(X, chunk_rows, device)
     blocks = list(array.to_delayed().ravel())
     weights = None
     if sample_weight is not None:
@@ -189,7 +253,7 @@ def gather_rows(rows: RowChunks, indices: np.ndarray, also=None):
     also : object
         What ``also`` computed to (only when it was given).
     """
-    picked = [rows.array[indices]]
+    picked = [on_host(rows.array)[indices]]
     if rows.weight_array is not None:
         picked.append(rows.weight_array[indices])
     out = compute(*picked, *([] if also is None else [also]))

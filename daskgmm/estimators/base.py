@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 
 from ..engine.compute import compute
 from ..engine.passes import map_rows
-from ..engine.rows import as_dask_array
+from ..engine.rows import as_dask_array, is_device_array, like_chunks_of, on_device, on_host
 from ..io import is_source, rows_for_model
 from ..kernels.answers import (
     predict_rows,
@@ -36,44 +36,12 @@ from ..kernels.covariance import n_parameters, precisions_from_cholesky
 from ..kernels.density import LogDensity
 from ..kernels.nan_policy import LABEL_FILL, finite_rows_only
 from ..kernels.responsibilities import EStep
+from ..kernels.sampling import draw_components
 
 _predict_rows = finite_rows_only(predict_rows, LABEL_FILL)
 _proba_rows = finite_rows_only(proba_rows, np.nan)
 _score_rows = finite_rows_only(score_rows, np.nan)
 _prediction_rows = finite_rows_only(prediction_rows, np.nan)
-
-
-def _draw_full(rng, means, covariances, counts) -> list:
-    return [
-        rng.multivariate_normal(mean, cov, int(c))
-        for mean, cov, c in zip(means, covariances, counts, strict=True)
-    ]
-
-
-def _draw_tied(rng, means, covariance, counts) -> list:
-    return [
-        rng.multivariate_normal(mean, covariance, int(c))
-        for mean, c in zip(means, counts, strict=True)
-    ]
-
-
-def _draw_axis_aligned(rng, means, covariances, counts) -> list:
-    """'diag' (variances (K, D)) and 'spherical' (one variance per component, (K,))."""
-    n_features = means.shape[1]
-    return [
-        mean + rng.standard_normal(size=(c, n_features)) * np.sqrt(cov)
-        for mean, cov, c in zip(means, covariances, counts, strict=True)
-    ]
-
-
-#: covariance type -> draw(rng, means_, covariances_, counts) -> list of (c_k, D) arrays,
-#: as scikit-learn draws them
-_DRAW = {
-    "full": _draw_full,
-    "tied": _draw_tied,
-    "diag": _draw_axis_aligned,
-    "spherical": _draw_axis_aligned,
-}
 
 
 class BaseGaussianMixture(DensityMixin, BaseEstimator):
@@ -148,10 +116,10 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         elif names:
             check_feature_names(self, X)
         name = type(self).__name__
-        if isinstance(X, da.Array):
+        if isinstance(X, da.Array) or is_device_array(X):  # CuPy: answered on its device
             check_data_shape(X.shape, X.dtype)
             check_feature_count(X.shape[1], self.n_features_in_, name)
-            return as_dask_array(X), view
+            return (X if is_device_array(X) else as_dask_array(X)), view
         X = check_numpy_data(X, estimator=self)  # scikit-learn's check_array
         check_feature_count(X.shape[1], self.n_features_in_, name)
         return X, view
@@ -162,7 +130,8 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         shared = (density, getattr(self, "nan_policy", "raise"))
         if not isinstance(rows, da.Array):
             return row_func(rows, shared)
-        out = map_rows(rows, row_func, shared, n_columns, dtype)
+        moved = on_device(rows, getattr(self, "device", None))
+        out = like_chunks_of(rows, map_rows(moved, row_func, shared, n_columns, dtype))
         if view is None:
             return out
         attrs = {"_FillValue": LABEL_FILL} if name == "labels" else None
@@ -183,10 +152,10 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         dict
             Name ('labels', 'proba', 'log_density') -> dask array of row chunks.
         """
-        rows = self._rows_for_prediction(rows)
+        rows = on_device(self._rows_for_prediction(rows), getattr(self, "device", None))
         k = self.n_components
         shared = (self._log_density(), getattr(self, "nan_policy", "raise"))
-        table = map_rows(rows, _prediction_rows, shared, k + 2, np.float64)
+        table = on_host(map_rows(rows, _prediction_rows, shared, k + 2, np.float64))
         out = {}
         if labels:
             label = table[:, k + 1]
@@ -209,6 +178,16 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         labels : ndarray or dask array of shape (n_samples,), int64
             Lazy for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np, daskgmm
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> gm = daskgmm.GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> gm.predict(X[:3]).shape
+        (3,)
+        >>> bool(gm.predict(X[:1])[0] == gm.predict_proba(X[:1]).argmax())
+        True
         """
         return self._apply_rows(X, _predict_rows, None, np.int64, "labels")
 
@@ -223,6 +202,17 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         resp : ndarray or dask array of shape (n_samples, n_components)
             Lazy for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np, daskgmm
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> gm = daskgmm.GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> proba = gm.predict_proba(X[:3])
+        >>> proba.shape
+        (3, 2)
+        >>> np.allclose(proba.sum(axis=1), 1)
+        True
         """
         return self._apply_rows(X, _proba_rows, self.n_components, np.float64, "proba")
 
@@ -237,6 +227,14 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         log_prob : ndarray or dask array of shape (n_samples,)
             Lazy for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np, daskgmm
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> gm = daskgmm.GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> gm.score_samples(X[:3]).shape
+        (3,)
         """
         return self._apply_rows(X, _score_rows, None, np.float64, "log_density")
 
@@ -274,6 +272,14 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         float
             Over the rows that are not omitted (``nan_policy='omit'``).
+
+        Examples
+        --------
+        >>> import numpy as np, daskgmm
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> gm = daskgmm.GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> bool(np.isclose(gm.score(X), gm.score_samples(X).mean()))
+        True
         """
         return self._mean_score(X)[0]
 
@@ -292,6 +298,14 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         float
+
+        Examples
+        --------
+        >>> import numpy as np, daskgmm
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> gm = daskgmm.GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> isinstance(gm.bic(X), float)
+        True
         """
         mean, n = self._mean_score(X, plug_in=True)
         return -2 * mean * n + self._n_parameters() * math.log(n)
@@ -306,6 +320,14 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         float
+
+        Examples
+        --------
+        >>> import numpy as np, daskgmm
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> gm = daskgmm.GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> bool(gm.aic(X) < gm.bic(X))  # BIC charges more per parameter here
+        True
         """
         mean, n = self._mean_score(X, plug_in=True)
         return -2 * mean * n + 2 * self._n_parameters()
@@ -322,6 +344,15 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features)
         y : ndarray of shape (n_samples,)
             Component of each sample, sorted.
+
+        Examples
+        --------
+        >>> import numpy as np, daskgmm
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> gm = daskgmm.GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> X_new, y_new = gm.sample(5)
+        >>> X_new.shape, y_new.shape
+        ((5, 2), (5,))
         """
         check_is_fitted(self)
         if n_samples < 1:
@@ -331,6 +362,6 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
             )
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        parts = _DRAW[self.covariance_type](rng, self.means_, self.covariances_, counts)
+        parts = draw_components(self.covariance_type, rng, self.means_, self.covariances_, counts)
         labels = np.concatenate([np.full(int(c), k, dtype=np.int64) for k, c in enumerate(counts)])
         return np.vstack(parts), labels

@@ -97,7 +97,9 @@ class BatchMixture(BaseGaussianMixture):
         validate_parameters(self.get_params())
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         source, names, feature_dim = training_input(self, X, continuing=not do_init)
-        rows = fit_rows(source, sample_weight, self.chunk_rows, self.n_components)
+        rows = fit_rows(
+            source, sample_weight, self.chunk_rows, self.n_components, getattr(self, "device", None)
+        )
         training_data = training_data_fingerprint(X)
         self._start_fit(rows.n_features)
         if not do_init:
@@ -144,6 +146,7 @@ class BatchMixture(BaseGaussianMixture):
             nan_policy=self.nan_policy,
             verbose_interval=self.verbose_interval,
             logger=logger,
+            checkpoint=saver.path is not None,
         )
         steps = itertools.repeat(None, max(self.max_iter - run.n_iter, 0))
         if bar is not None:

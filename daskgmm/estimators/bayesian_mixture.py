@@ -93,8 +93,8 @@ default='dirichlet_process'
         Continue from the previous fit's posterior on the next ``fit``.
     verbose : int, default=0
     verbose_interval : int, default=10
-    init_sample_size, chunk_rows, split_every, nan_policy, compute_dtype, feature_dim, \
-progress, scheduler
+    init_sample_size, chunk_rows, split_every, nan_policy, compute_dtype, device, \
+feature_dim, progress, scheduler
         As in :class:`GaussianMixture`.
 
     Attributes
@@ -162,6 +162,7 @@ progress, scheduler
         split_every=None,
         nan_policy="raise",
         compute_dtype="float64",
+        device=None,
         feature_dim=None,
         progress=False,
         scheduler=None,
@@ -188,6 +189,7 @@ progress, scheduler
         self.split_every = split_every
         self.nan_policy = nan_policy
         self.compute_dtype = compute_dtype
+        self.device = device
         self.feature_dim = feature_dim
         self.progress = progress
         self.scheduler = scheduler

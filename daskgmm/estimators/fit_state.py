@@ -18,7 +18,7 @@ from ..store.checkpoint import Checkpoint, fingerprint
 from .em import EMRun
 
 #: Parameters that do not change a fit's result, left out of its checkpoint's fingerprint.
-UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler")
+UNFINGERPRINTED = ("verbose", "verbose_interval", "progress", "scheduler", "device")
 #: Parameters added after checkpoints existed: left out of the fingerprint at these
 #: defaults, so that a checkpoint written before them still resumes.
 LATER_DEFAULTS = {"compute_dtype": "float64", "feature_dim": None}

@@ -73,6 +73,15 @@ class GaussianMixture(StoredModel, BatchMixture):
         log-density, and chunks whose moments would lose float32's digits, are
         computed in float64.  Measured against 'float64' on the benchmark data:
         see the README.  Fits that must match scikit-learn to 1e-7 keep the default.
+    device : {None, 'cuda', 'cuda:N'}, default=None
+        Where the chunks are computed.  None leaves them where they are: numpy
+        chunks on the CPU, CuPy chunks (``da.from_array(cupy_array)``,
+        ``da.from_zarr(store).map_blocks(cupy.asarray)``) on their GPU.  'cuda'
+        moves each chunk to the GPU as it is read (needs ``daskgmm[gpu]``, i.e.
+        CuPy); the statistics alone come back to the host for the M-step.  On a
+        GPU ``compute_dtype='float32'`` runs the whitening in float32, the sums
+        in float64.  ``predict``, ``predict_proba`` and ``score_samples`` return
+        arrays on the input's device.
     feature_dim : str, optional
         The dimension of named input (xarray objects, Zarr stores with dimension
         names) that holds the features.  Default: the one dimension called
@@ -96,7 +105,7 @@ class GaussianMixture(StoredModel, BatchMixture):
     lower_bounds_ : list of float
         The lower bound at every iteration of the best run.
     n_features_in_ : int
-    feature_names_in_ : ndarray of str (object), shape (n_features_in_,)
+    feature_names_in_ : ndarray of str (object), shape (n_features,)
         A DataFrame's string column names, or the string labels of the feature
         dimension of xarray input; absent when the input had none.
     feature_dim_ : str
@@ -114,6 +123,29 @@ class GaussianMixture(StoredModel, BatchMixture):
     its issue 24085); second moments are centred and merged in float64 for float32
     data too (its issue 30382); fitted arrays are float64; ``fit`` accepts
     ``sample_weight``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from daskgmm import GaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-5, 1, (500, 2)), rng.normal(5, 1, (500, 2))])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> gm.weights_.shape, gm.means_.shape, gm.covariances_.shape
+    ((2,), (2, 2), (2, 2, 2))
+    >>> np.sort(gm.means_[:, 0]).round()
+    array([-5.,  5.])
+    >>> gm.converged_
+    True
+
+    A dask array (or a Zarr store's path, or an xarray object) is fitted chunk by
+    chunk, one pass per iteration; its predictions stay lazy:
+
+    >>> Xd = da.from_array(X, chunks=250)
+    >>> labels = GaussianMixture(n_components=2, random_state=0).fit(Xd).predict(Xd)
+    >>> labels.shape, labels.chunks[0]
+    ((1000,), (250, 250, 250, 250))
     """
 
     def __init__(
@@ -138,6 +170,7 @@ class GaussianMixture(StoredModel, BatchMixture):
         split_every=None,
         nan_policy="raise",
         compute_dtype="float64",
+        device=None,
         feature_dim=None,
         progress=False,
         scheduler=None,
@@ -161,6 +194,7 @@ class GaussianMixture(StoredModel, BatchMixture):
         self.split_every = split_every
         self.nan_policy = nan_policy
         self.compute_dtype = compute_dtype
+        self.device = device
         self.feature_dim = feature_dim
         self.progress = progress
         self.scheduler = scheduler

@@ -9,7 +9,7 @@ from ..io import is_source, open_rows, rows_for_model
 from ..kernels.checks import feature_names_of
 
 
-def fit_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> RowChunks:
+def fit_rows(X, sample_weight=None, chunk_rows="auto", n_components=None, device=None) -> RowChunks:
     """Row chunks of ``X`` for the passes of a fit.
 
     Parameters
@@ -22,6 +22,8 @@ def fit_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> Row
         Rows per chunk for in-memory input.
     n_components : int, optional
         When fitting afresh: the data need at least this many rows.
+    device : str, optional
+        Move each chunk there as it is read ('cuda'; the estimators' ``device``).
 
     Returns
     -------
@@ -29,7 +31,7 @@ def fit_rows(X, sample_weight=None, chunk_rows="auto", n_components=None) -> Row
     """
     if is_source(X):
         X = open_rows(X).data
-    return prepare_rows(X, sample_weight, chunk_rows, n_components)
+    return prepare_rows(X, sample_weight, chunk_rows, n_components, device)
 
 
 def training_input(model, X, continuing: bool) -> tuple:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..kernels.devices import host_dtype, namespace
+
 logger = logging.getLogger("daskgmm.fingerprint")
 
 #: numpy arrays up to this size are hashed (SHA-256 of their bytes).
@@ -73,7 +75,7 @@ def _array_info(shape, chunks, dtype) -> dict:
     return {
         "shape": [int(n) for n in shape],
         "chunks": [_chunk_sizes(dim) for dim in chunks],
-        "dtype": np.dtype(dtype).name,
+        "dtype": host_dtype(dtype).name,
     }
 
 
@@ -115,6 +117,14 @@ def data_fingerprint(X) -> dict:
         opened from a store gives the store's fingerprint (with the variables
         used), any other its array's; both add ``rows`` (samples, features,
         sample dimensions, number of row chunks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm.io import data_fingerprint
+    >>> fp = data_fingerprint(np.zeros((100, 3)))
+    >>> fp["kind"], fp["shape"]
+    ('numpy', [100, 3])
     """
     if isinstance(X, (str, os.PathLike)):
         return _store_fingerprint(os.fspath(X))
@@ -140,6 +150,8 @@ def data_fingerprint(X) -> dict:
         return _rows_fingerprint(X)
     if hasattr(X, "dask") and hasattr(X, "chunks"):
         return {"kind": "dask", "name": X.name, **_array_info(X.shape, X.chunks, X.dtype)}
+    if namespace(X) is not None:  # a CuPy array: described, not read back to hash
+        return {"kind": "device", **_array_info(X.shape, [X.shape], X.dtype)}
     X = np.asarray(X)
     out = {"kind": "numpy", "shape": [int(n) for n in X.shape], "dtype": X.dtype.name}
     if X.nbytes <= HASH_LIMIT_BYTES and X.dtype.kind in "biuf":

@@ -19,6 +19,12 @@ zarr, xarray or distributed.
 ``estep``                     one chunk's fused E-step: rows -> statistics
 ``answers``                   per-row answers: predict, predict_proba, score_samples
 ``mstep``                     maximum-likelihood M-step from statistics
+``priors``                    variational priors: checked, data defaults from moments
+``variational``               variational M-step, E-step terms and lower bound
+``sampling``                  samples drawn from a fitted mixture
+``devices``                   which array namespace a chunk lives in (CuPy, ...)
+``xp_density``, ``xp_estep``  the E-step on non-numpy chunks (array API)
+``xp_answers``                per-row answers on non-numpy chunks
 ============================  =====================================================
 
 Imports point down this table's reverse order: ``answers`` uses ``estep``'s switch

@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from .covariance import SHAPES
+from .devices import host_dtype
 
 
 def check_data_shape(shape: tuple, dtype, n_components: int | None = None) -> None:
@@ -47,7 +48,7 @@ def check_data_shape(shape: tuple, dtype, n_components: int | None = None) -> No
             f"Expected a 2-D array of shape (n_samples, n_features), got {len(shape)}-D "
             f"with shape {shape}. {hint}."
         )
-    dtype = np.dtype(dtype)
+    dtype = host_dtype(dtype)  # CuPy's dtypes are numpy's; other namespaces' by name
     if dtype.kind == "c":
         raise ValueError(
             f"Complex data not supported: X has dtype {dtype}; pass real numbers, e.g. "

@@ -18,9 +18,10 @@ import os
 
 import numpy as np
 
-from . import blocks, tiles
+from . import blocks, tiles, xp_estep
 from .checks import check_sample_weight_values
 from .density import Workspace, block_rows
+from .devices import namespace
 from .quadratic import QuadraticEStep, quadratic_block_rows, worthwhile
 from .responsibilities import EStep, GivenResponsibilities
 from .stats import SufficientStats
@@ -56,7 +57,9 @@ def chunk_stats(
     blocks merged with :meth:`SufficientStats.merge`: for a 'full' or 'tied'
     mixture the quadratic-feature kernel (:mod:`daskgmm.kernels.quadratic`) on every
     block whose rounding-error bound allows it, the whitening kernel otherwise.
-    ``USE_COMPILED = False`` runs the numpy kernels only.  Rows with a non-finite
+    ``USE_COMPILED = False`` runs the numpy kernels only.  Chunks of another array
+    namespace (CuPy on a GPU) go to :func:`daskgmm.kernels.xp_estep.chunk_stats`,
+    which keeps them on their device.  Rows with a non-finite
     value are counted and left out.  Under an
     E-step they are found from the per-row log-likelihood, which they make
     non-finite, so clean blocks cost no extra check (a finite row whose density
@@ -64,7 +67,7 @@ def chunk_stats(
 
     Parameters
     ----------
-    X : ndarray of shape (n, D)
+    X : ndarray of shape (n, D), or an array of another namespace (CuPy)
     responsibilities : EStep, RandomResponsibilities or GivenResponsibilities
         What assigns rows to components.
     sample_weight : ndarray of shape (n,), optional
@@ -76,6 +79,8 @@ def chunk_stats(
     -------
     SufficientStats
     """
+    if namespace(X) is not None:
+        return xp_estep.chunk_stats(X, responsibilities, sample_weight, chunk_index)
     cov_type = responsibilities.covariance_type
     assign = responsibilities.for_chunk(chunk_index)
     out = SufficientStats.empty(cov_type, responsibilities.n_components, X.shape[1])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .devices import namespace
+
 #: Label of a row omitted under ``nan_policy='omit'``.
 LABEL_FILL = -1
 
@@ -117,11 +119,14 @@ def finite_rows_only(row_func, fill):
     ``nan_policy='raise'`` such rows raise (under ``map_blocks`` the chunk index
     arrives as ``block_id`` and is named in the error); under 'omit' they get
     ``fill`` (-1 for labels, NaN for probabilities and scores), as when they were
-    left out of the fit.  The check costs one ``isfinite`` over the block.
+    left out of the fit.  The check costs one ``isfinite`` over the block.  Rows
+    of another array namespace (CuPy) are checked and filled on their device.
     """
 
     def checked(X, shared, block_id=None):
         log_density, nan_policy = shared
+        if namespace(X) is not None:
+            return _checked_on_device(row_func, X, log_density, nan_policy, fill, block_id)
         bad = ~np.isfinite(X).all(axis=1)
         if not bad.any():
             return row_func(X, log_density)
@@ -135,3 +140,19 @@ def finite_rows_only(row_func, fill):
 
     checked.__name__ = row_func.__name__
     return checked
+
+
+def _checked_on_device(row_func, X, log_density, nan_policy: str, fill, block_id):
+    """:func:`finite_rows_only` for rows of another array namespace, on their device:
+    under 'omit' the bad rows are computed as zeros, then given ``fill``."""
+    xp = namespace(X)
+    bad = xp.logical_not(xp.all(xp.isfinite(X), axis=1))
+    n_bad = int(xp.sum(xp.astype(bad, xp.int64)))
+    if not n_bad:
+        return row_func(X, log_density)
+    if nan_policy != "omit":
+        chunks = {} if block_id is None else {block_id[0]: n_bad}
+        raise bad_rows_error(n_bad, chunks, action="predicting or scoring")
+    out = row_func(xp.where(bad[:, None], xp.zeros_like(X), X), log_density)
+    mask = bad if out.ndim == 1 else bad[:, None]
+    return xp.where(mask, xp.full_like(out, fill), out)

@@ -11,11 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .devices import check_device
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 NAN_POLICIES = ("raise", "omit")
 COMPUTE_DTYPES = ("float64", "float32")
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+ONLINE_VB_METHODS = ("memoized", "svi")
 
 
 def _integer(low: int, high: float = np.inf, allow_none: bool = False) -> Callable:
@@ -131,6 +134,7 @@ PARAMETER_CONSTRAINTS: dict[str, Callable] = {
     "scheduler": _anything,  # whatever dask.compute(scheduler=...) accepts
     "nan_policy": _one_of(NAN_POLICIES),
     "compute_dtype": _one_of(COMPUTE_DTYPES),
+    "device": lambda name, value: check_device(value),  # None, 'cuda' or 'cuda:N'
     "feature_dim": _optional_string,  # the dimension of named (xarray, Zarr) input
     # variational Bayes (the array-valued priors are checked against the data's shape
     # in kernels.priors)
@@ -147,6 +151,8 @@ PARAMETER_CONSTRAINTS: dict[str, Callable] = {
     "kappa": _kappa,
     "warm_up": _warm_up,
     "final_batch_pass": _boolean,
+    # streaming variational Bayes
+    "method": _one_of(ONLINE_VB_METHODS),
 }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataScaleError
+from .devices import to_host
 
 #: What to do about it, at the end of every message.
 ADVICE = (
@@ -66,7 +67,8 @@ def check_overflow_rows(X: np.ndarray, stats, chunk_index: int) -> None:
     Parameters
     ----------
     X : ndarray of shape (n, D)
-        The chunk's rows.
+        The chunk's rows (those of another namespace, e.g. CuPy, are copied to
+        the host when there were bad rows).
     stats : SufficientStats
         The chunk's statistics, with its count of bad rows.
     chunk_index : int
@@ -78,6 +80,7 @@ def check_overflow_rows(X: np.ndarray, stats, chunk_index: int) -> None:
     """
     if not stats.n_bad:
         return
+    X = to_host(X)
     finite = np.isfinite(X).all(axis=1)
     n_overflow = stats.n_bad - int(np.count_nonzero(~finite))
     if n_overflow <= 0:
