@@ -1,4 +1,5 @@
-"""Pictures of a fit: the convergence curve, the components over the data, BIC/AIC against K.
+"""Pictures of a fit: the convergence curve, the components over the data, BIC/AIC
+against K, the weights of a Bayesian mixture.
 
 matplotlib is an optional dependency (``pip install 'daskgmm[plot]'``), imported
 only inside the functions that draw.  Figures are built with
@@ -25,6 +26,8 @@ FORMATS = (".png", ".svg", ".pdf")
 #: Mahalanobis radii of the ellipses drawn around every component.
 SIGMAS = (1, 2, 3)
 INSTALL_HINT = "pip install 'daskgmm[plot]'"
+#: Colour of the bars of the components a Bayesian mixture emptied.
+EMPTIED_COLOUR = "0.7"
 
 
 def available() -> bool:
@@ -88,16 +91,34 @@ def principal_plane(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def ellipse(mean2: np.ndarray, cov2: np.ndarray, radius: float, n_points: int = 100):
-    """Points (n_points, 2) of the ellipse ``(x - mean)^T cov^-1 (x - mean) = radius^2``."""
+    """Points (n_points, 2) of the ellipse ``(x - mean)^T cov^-1 (x - mean) = radius^2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm.plotting import ellipse
+    >>> points = ellipse(np.zeros(2), np.diag([4.0, 1.0]), radius=1, n_points=5)
+    >>> points.shape
+    (5, 2)
+    >>> np.abs(points).max(axis=0).round(6)
+    array([2., 1.])
+    """
     values, vectors = np.linalg.eigh(cov2)
     angles = np.linspace(0.0, 2.0 * math.pi, n_points)
     circle = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     return mean2 + radius * (circle * np.sqrt(np.maximum(values, 0.0))) @ vectors.T
 
 
+def _is_bayesian(model) -> bool:
+    return hasattr(model, "weight_concentration_")
+
+
 def _convergence(model) -> tuple[list, str, str]:
     """(values, x label, y label) of the model's convergence curve."""
     if getattr(model, "lower_bounds_", None):
+        if _is_bayesian(model):
+            step = "mini-batch" if hasattr(model, "n_batches_seen_") else "iteration"
+            return list(model.lower_bounds_), step, "evidence lower bound (total)"
         return list(model.lower_bounds_), "EM iteration", "mean log-likelihood per sample"
     history = getattr(model, "log_likelihood_history_", None)
     if history:
@@ -113,11 +134,13 @@ def plot_fit(model, X_sample, path, title: str | None = None) -> str:
     the fitted mixture's overall covariance, coloured by predicted component, with
     each component's mean and its 1-, 2- and 3-sigma ellipses (the component
     covariance projected on that plane).  One-feature models get a histogram with
-    the weighted component densities instead.
+    the weighted component densities instead.  A Bayesian mixture gets a third
+    panel, its weights (:func:`plot_weights`), and only its effective components
+    are drawn in the second.
 
     Parameters
     ----------
-    model : fitted GaussianMixture or OnlineGaussianMixture
+    model : fitted GaussianMixture, OnlineGaussianMixture or BayesianGaussianMixture
     X_sample : array-like of shape (n_rows, n_features)
         A few thousand rows; rows with NaN or inf are left out.
     path : str or os.PathLike
@@ -133,11 +156,25 @@ def plot_fit(model, X_sample, path, title: str | None = None) -> str:
     ------
     PlottingUnavailable
         Without matplotlib.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm import GaussianMixture
+    >>> from daskgmm.plotting import plot_fit
+    >>> X = np.random.default_rng(0).normal(size=(500, 3))
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> plot_fit(gm, X, "fit.png")
+    'fit.png'
     """
     X = np.asarray(X_sample, dtype=np.float64)
     X = X[np.isfinite(X).all(axis=1)]
-    fig = _figure(12.0, 5.0)
-    left, right = fig.subplots(1, 2, width_ratios=(1, 1.3))
+    bayesian = _is_bayesian(model)
+    fig = _figure(17.0 if bayesian else 12.0, 5.0)
+    axes = fig.subplots(1, 3 if bayesian else 2, width_ratios=(1, 1.3, 1)[: 3 if bayesian else 2])
+    left, right = axes[0], axes[1]
+    if bayesian:
+        plot_weights(model, axes[2])
     values, xlabel, ylabel = _convergence(model)
     if values:
         left.plot(np.arange(1, len(values) + 1), values, marker="o" if len(values) < 40 else "")
@@ -147,6 +184,9 @@ def plot_fit(model, X_sample, path, title: str | None = None) -> str:
     labels = model.predict(X) if len(X) else np.zeros(0, dtype=int)
     centre, directions, variances = principal_plane(model)
     colours = [f"C{k % 10}" for k in range(model.n_components)]
+    if bayesian:  # the emptied components: no ellipses, no curves
+        emptied = np.asarray(model.weights_) < _threshold()
+        colours = [None if emptied[k] else c for k, c in enumerate(colours)]
     if directions.shape[1] == 1:
         _draw_one_feature(right, model, X[:, 0] if len(X) else X.ravel(), colours)
     else:
@@ -167,9 +207,12 @@ def _draw_plane(ax, model, X, labels, centre, directions, variances, colours) ->
     for k, colour in enumerate(colours):
         picked = labels == k
         if picked.any():
+            colour = colour or EMPTIED_COLOUR
             ax.scatter(*projected[picked].T, s=3, alpha=0.35, color=colour, linewidths=0)
     covariances = component_covariances(model)
     for k, colour in enumerate(colours):
+        if colour is None:
+            continue
         mean2 = (model.means_[k] - centre) @ directions
         cov2 = directions.T @ covariances[k] @ directions
         for radius, style in zip(SIGMAS, ("-", "--", ":"), strict=True):
@@ -193,10 +236,80 @@ def _draw_one_feature(ax, model, x, colours) -> None:
     means = model.means_[:, 0]
     grid = np.linspace((means - 4 * sd).min(), (means + 4 * sd).max(), 400)
     for k, colour in enumerate(colours):
+        if colour is None:
+            continue
         density = np.exp(-0.5 * ((grid - means[k]) / sd[k]) ** 2) / (sd[k] * math.sqrt(2 * math.pi))
         ax.plot(grid, model.weights_[k] * density, color=colour, label=f"component {k}")
     ax.set(xlabel="feature 0", ylabel="density", title=f"{len(x):,} sampled rows")
     ax.legend(fontsize=8)
+
+
+def _threshold() -> float:
+    """The weight from which a Bayesian mixture's component counts as effective."""
+    from .estimators.bayesian_mixture import EFFECTIVE_WEIGHT
+
+    return EFFECTIVE_WEIGHT
+
+
+def plot_weights(model, ax=None):
+    """Draw a mixture's weights as bars, in component order, on a log scale.
+
+    The components whose weight reaches the threshold of
+    ``n_effective_components_`` (``EFFECTIVE_WEIGHT`` = 1e-2 of
+    :mod:`daskgmm.estimators.bayesian_mixture`, drawn as a dashed line) have the
+    colours :func:`plot_fit` gives them (``C0``, ``C1``, ...); the components the
+    prior emptied are grey (:data:`EMPTIED_COLOUR`).  Each bar is labelled with
+    its weight.
+
+    Parameters
+    ----------
+    model : fitted mixture
+        A ``BayesianGaussianMixture`` (any fitted mixture with ``weights_`` works).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; default a new figure's (``ax.figure``; save it with
+        ``ax.figure.savefig(path)``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on: one bar per component (``ax.patches``), height its weight.
+
+    Raises
+    ------
+    PlottingUnavailable
+        Without matplotlib.
+    """
+    threshold = _threshold()
+    weights = np.asarray(model.weights_, dtype=np.float64)
+    if ax is None:
+        ax = _figure(max(5.0, 0.5 * len(weights) + 2.0), 4.0).subplots()
+    effective = weights >= threshold
+    colours = [f"C{k % 10}" if on else EMPTIED_COLOUR for k, on in enumerate(effective)]
+    positions = np.arange(len(weights))
+    bars = ax.bar(positions, weights, color=colours, edgecolor="black", linewidth=0.5)
+    ax.bar_label(bars, labels=[f"{w:.2g}" for w in weights], fontsize=7, padding=2)
+    floor = min(float(weights[weights > 0].min(initial=threshold)), threshold) / 10.0
+    ax.set_yscale("log")
+    ax.set_ylim(floor, 1.5)
+    ax.axhline(threshold, color="black", linestyle="--", linewidth=1.0)
+    ax.annotate(
+        f"threshold {threshold:g}",
+        (1.0, threshold),
+        xycoords=("axes fraction", "data"),
+        xytext=(-4, 3),
+        textcoords="offset points",
+        ha="right",
+        fontsize=8,
+    )
+    ax.set_xticks(positions)
+    ax.set(
+        xlabel="component",
+        ylabel="weight (log scale)",
+        title=f"weights: {int(effective.sum())} of {len(weights)} components effective "
+        f"(grey: emptied)",
+    )
+    ax.grid(alpha=0.3, axis="y")
+    return ax
 
 
 def plot_selection(table: Sequence[dict], path, criterion: str = "bic") -> str:
@@ -220,6 +333,14 @@ def plot_selection(table: Sequence[dict], path, criterion: str = "bic") -> str:
     ------
     PlottingUnavailable
         Without matplotlib.
+
+    Examples
+    --------
+    >>> from daskgmm.plotting import plot_selection
+    >>> table = [{"k": k, "bic": b, "aic": a} for k, b, a in [(1, 30.0, 28.0), (2, 20.0, 17.0),
+    ...                                                         (3, 22.0, 16.0)]]
+    >>> plot_selection(table, "bic.png")
+    'bic.png'
     """
     if criterion not in ("bic", "aic"):
         raise ValueError(f"criterion must be 'bic' or 'aic', got {criterion!r}.")

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 
 from ..errors import NotConvergedExit, UsageError
-from .estimator import make_estimator
+from .estimator import add_bayesian_options, check_model_for_data, make_estimator
 from .inputs import (
     check_new_output,
     check_output_dir,
@@ -70,24 +70,62 @@ def model_summary(model) -> dict:
     if hasattr(model, "n_batches_seen_"):
         out["n_batches_seen"] = int(model.n_batches_seen_)
         out["n_samples_seen"] = int(model.n_samples_seen_)
+    if hasattr(model, "n_effective_components_"):
+        out.update(bayesian_summary(model))
     return out
+
+
+def bayesian_summary(model) -> dict:
+    """What a variational Bayesian fit adds to the summary: its priors, and the
+    components whose weight reaches ``EFFECTIVE_WEIGHT``."""
+    from ..estimators.bayesian_mixture import EFFECTIVE_WEIGHT
+
+    return {
+        "lower_bound_kind": "evidence lower bound (total over the rows)",
+        "n_effective_components": int(model.n_effective_components_),
+        "effective_weight": EFFECTIVE_WEIGHT,
+        "effective_components": [
+            int(k) for k in np.flatnonzero(np.asarray(model.weights_) >= EFFECTIVE_WEIGHT)
+        ],
+        "weight_concentration_prior_type": model.weight_concentration_prior_type,
+        "weight_concentration_prior": float(model.weight_concentration_prior_),
+        "mean_precision_prior": float(model.mean_precision_prior_),
+        "degrees_of_freedom_prior": float(model.degrees_of_freedom_prior_),
+    }
+
+
+def describe_effective(model) -> str:
+    """'3 of 8 components effective (weight >= 0.01)'."""
+    from ..estimators.bayesian_mixture import EFFECTIVE_WEIGHT
+
+    return (
+        f"{model.n_effective_components_} of {model.n_components} components effective "
+        f"(weight >= {EFFECTIVE_WEIGHT:g})"
+    )
 
 
 def describe_fit(model) -> str:
     """'converged after 12 iterations (the best of 3 initialisations); mean
     log-likelihood -6.123456'."""
+    bayesian = hasattr(model, "n_effective_components_")
     if hasattr(model, "n_batches_seen_"):
-        return (
-            f"{model.n_batches_seen_} mini-batches ({model.n_samples_seen_:,} rows); running "
-            f"mean log-likelihood {model.lower_bound_:.6f}"
-        )
+        seen = f"{model.n_batches_seen_} mini-batches ({model.n_samples_seen_:,} rows)"
+        if bayesian:
+            return (
+                f"{seen}; evidence lower bound {model.lower_bound_:.6f} (total over the "
+                f"rows); {describe_effective(model)}"
+            )
+        return f"{seen}; running mean log-likelihood {model.lower_bound_:.6f}"
     state = "converged" if model.converged_ else "did NOT converge"
     n_init = getattr(model, "n_init", 1)
     best_of = f" (the best of {n_init} initialisations)" if n_init > 1 else ""
-    return (
-        f"{state} after {model.n_iter_} iteration{'s' * (model.n_iter_ != 1)}{best_of}; mean "
-        f"log-likelihood {model.lower_bound_:.6f}"
-    )
+    done = f"{state} after {model.n_iter_} iteration{'s' * (model.n_iter_ != 1)}{best_of}"
+    if bayesian:
+        return (
+            f"{done}; evidence lower bound {model.lower_bound_:.6f} (total over the rows); "
+            + describe_effective(model)
+        )
+    return f"{done}; mean log-likelihood {model.lower_bound_:.6f}"
 
 
 def not_converged_message(model) -> str:
@@ -107,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.checkpoint, "--checkpoint")
     view = open_input(args)
     model = make_estimator(args, args.n_components)
+    check_model_for_data(model, view.n_features)
     if view.n_samples < args.n_components:
         raise UsageError(
             f"INPUT {args.input!r} has {view.n_samples} rows, fewer than --n-components "
@@ -159,8 +198,9 @@ def register(sub) -> None:
         "fit",
         help="fit a Gaussian mixture to a Zarr store and save the model",
         description="Fit a Gaussian mixture by EM (one pass over the data per iteration; "
-        "--online for stepwise EM in one or two passes) and save it as a model directory "
-        "(JSON + arrays, with the training data's fingerprint).",
+        "--online for stepwise EM in one or two passes; --bayesian for variational Bayes, "
+        "whose prior empties the components the data do not need) and save it as a model "
+        "directory (JSON + arrays, with the training data's fingerprint).",
     )
     add_input_options(parser)
     parser.add_argument(
@@ -170,9 +210,11 @@ def register(sub) -> None:
     parser.add_argument(
         "--plot",
         metavar="PNG",
-        help="write the convergence curve and the components over a data sample (needs matplotlib)",
+        help="write the convergence curve and the components over a data sample (with "
+        "--bayesian also the weights, the emptied components greyed; needs matplotlib)",
     )
     add_estimator_options(parser)
+    add_bayesian_options(parser)
     add_output_options(parser)
     add_progress_option(parser)
     add_cluster_options(parser)

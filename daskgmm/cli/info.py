@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             "params": meta["params"],
             "fitted": {k: v for k, v in fitted.items() if k != "training_data_"},
             "weights": model.weights_,
+            **_effective(model),
             "means": model.means_,
             "training_data": fp,
             "training_data_changed": changed,
@@ -120,19 +121,53 @@ def _say_model(args: argparse.Namespace, model, meta: dict) -> None:
     say(args, f"  {k} components ({model.covariance_type} covariances), {d} features")
     if "n_iter_" in fitted:
         state = "converged" if fitted.get("converged_") else "NOT converged"
+        bound = (
+            "evidence lower bound (total over the rows)"
+            if "n_effective_components_" in fitted
+            else "mean log-likelihood"
+        )
         say(
             args,
-            f"  fit: {state} after {fitted['n_iter_']} iterations, mean log-likelihood "
+            f"  fit: {state} after {fitted['n_iter_']} iterations, {bound} "
             f"{fitted['lower_bound_']:.6f}",
         )
     if "n_batches_seen_" in fitted:
+        bound = (
+            "evidence lower bound (total over the rows)"
+            if "n_effective_components_" in fitted
+            else "running mean log-likelihood"
+        )
         say(
             args,
             f"  online fit: {fitted['n_batches_seen_']} mini-batches, "
-            f"{fitted['n_samples_seen_']:,} rows, running mean log-likelihood "
-            f"{fitted['lower_bound_']:.6f}",
+            f"{fitted['n_samples_seen_']:,} rows, {bound} {fitted['lower_bound_']:.6f}",
         )
     say(args, "  weights " + " ".join(f"{w:.4f}" for w in model.weights_))
+    effective = _effective(model)
+    if effective:
+        picked = ", ".join(map(str, effective["effective_components"]))
+        say(
+            args,
+            f"  effective components: {effective['n_effective_components']} of {k} "
+            f"(weight >= {effective['effective_weight']:g}): {picked}",
+        )
+
+
+def _effective(model) -> dict:
+    """A Bayesian model's effective components: those whose weight reaches the
+    documented threshold (``EFFECTIVE_WEIGHT``); empty for other models."""
+    if not hasattr(model, "n_effective_components_"):
+        return {}
+    import numpy as np
+
+    from ..estimators.bayesian_mixture import EFFECTIVE_WEIGHT
+
+    picked = np.flatnonzero(np.asarray(model.weights_) >= EFFECTIVE_WEIGHT)
+    return {
+        "n_effective_components": len(picked),
+        "effective_weight": EFFECTIVE_WEIGHT,
+        "effective_components": [int(k) for k in picked],
+    }
 
 
 def _say_parameters(args: argparse.Namespace, meta: dict) -> None:

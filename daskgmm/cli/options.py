@@ -170,6 +170,9 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
 def add_estimator_options(parser: argparse.ArgumentParser, n_components: bool = True) -> None:
     """Options of the estimators (``GaussianMixture``; ``--online`` and its own).
 
+    ``fit`` adds ``--bayesian`` and the priors too
+    (:func:`daskgmm.cli.estimator.add_bayesian_options`).
+
     Parameters
     ----------
     parser : argparse.ArgumentParser
@@ -309,6 +312,10 @@ _OPTION_PARAMETERS = (
     "nan_policy",
     "init_sample_size",
     "compute_dtype",
+    "weight_concentration_prior_type",
+    "weight_concentration_prior",
+    "mean_precision_prior",
+    "degrees_of_freedom_prior",
 )
 
 

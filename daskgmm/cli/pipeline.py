@@ -71,9 +71,10 @@ def _summary(record, spec) -> str:
     if record.converged is False:
         fit += ", NOT converged"
     current = spec.directory / "current"
+    bound = "evidence lower bound" if spec.bayesian else "mean log-likelihood"
     return (
         f"published version {record.version} in {record.seconds:.1f} s: "
-        f"{record.rows_processed:,} rows fitted ({spec.mode}, {fit}, mean log-likelihood "
+        f"{record.rows_processed:,} rows fitted ({spec.mode}, {fit}, {bound} "
         f"{record.log_likelihood:.6f}), {record.rows_predicted:,} rows predicted.\n"
         f"model: {current / 'model'}\npredictions: {current / 'predictions.zarr'}"
     )

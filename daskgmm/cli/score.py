@@ -16,18 +16,24 @@ def criteria(model, rows) -> dict:
     """Mean log-likelihood, rows scored, BIC and AIC of ``model`` on ``rows``: one pass.
 
     Equal to ``model.score``, ``model.bic`` and ``model.aic`` (which would make a
-    pass each).
+    pass each).  A Bayesian model scores with its variational density but takes
+    BIC and AIC under its posterior-mean mixture, as its ``bic`` and ``aic`` do:
+    one more pass.
     """
     mean, n = model._mean_score(rows)
     n_parameters = model._n_parameters()
     total = mean * n
+    plug_in = total
+    if hasattr(model, "weight_concentration_"):
+        plug_in_mean, _ = model._mean_score(rows, plug_in=True)
+        plug_in = plug_in_mean * n
     return {
         "mean_log_likelihood": mean,
         "log_likelihood": total,
         "n_scored": n,
         "n_parameters": n_parameters,
-        "bic": -2 * total + n_parameters * math.log(n) if n else math.nan,
-        "aic": -2 * total + 2 * n_parameters,
+        "bic": -2 * plug_in + n_parameters * math.log(n) if n else math.nan,
+        "aic": -2 * plug_in + 2 * n_parameters,
     }
 
 

@@ -214,7 +214,10 @@ def register(sub) -> None:
         help="fit each number of components, tabulate BIC/AIC and pick the best",
         description="Fit a mixture for each K with the same options, score each fit on the "
         "data (one more pass) and print K, the mean log-likelihood per sample, BIC, AIC, "
-        "iterations and convergence; the K with the lowest criterion is starred.",
+        "iterations and convergence; the K with the lowest criterion is starred.  It fits "
+        "GaussianMixture (or with --online OnlineGaussianMixture) only: a variational "
+        "Bayesian mixture chooses its own number of components, so fit one with "
+        "'daskgmm fit --bayesian -k KMAX' instead.",
     )
     add_input_options(parser)
     parser.add_argument(

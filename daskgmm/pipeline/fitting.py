@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import SpecError
 from ..estimators import load
 from ..io import write_predictions
 from .carry import extend_predictions, mirror_store
@@ -45,14 +46,38 @@ class Fitted:
     converged: bool | None
 
 
+def check_model_for(spec: PipelineSpec, n_features: int) -> None:
+    """What ``[model]`` gets wrong for data of ``n_features``, before anything is written:
+    the priors of a Bayesian model (their shapes, ``degrees_of_freedom_prior >
+    n_features - 1``, a positive-definite ``covariance_prior``).
+
+    Raises
+    ------
+    SpecError
+        Naming the prior (``model.degrees_of_freedom_prior``), with scikit-learn's message.
+    """
+    if not spec.bayesian:
+        return
+    from ..kernels.priors import check_priors
+
+    try:
+        check_priors(spec.estimator(), n_features)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        named = [key for key in sorted(spec.model, key=len, reverse=True) if key in message]
+        key = f"model.{named[0]}" if named else "model"
+        raise SpecError(key, f"{message} (the data have {n_features} features)") from None
+
+
 def warm_start_mismatch(base, spec: PipelineSpec, n_features: int) -> str | None:
     """Why the published model cannot start this fit, or None."""
-    from ..estimators import GaussianMixture
-
-    if type(base) is not GaussianMixture:
-        return f"it is a {type(base).__name__}"
-    for key in ("n_components", "covariance_type"):
-        want = spec.model.get(key, GaussianMixture().get_params()[key])
+    fresh = spec.estimator()
+    if type(base) is not type(fresh):
+        return f"it is a {type(base).__name__}, the spec asks for a {type(fresh).__name__}"
+    for key in ("n_components", "covariance_type", "weight_concentration_prior_type"):
+        if key not in fresh.get_params():
+            continue
+        want = fresh.get_params()[key]
         if getattr(base, key) != want:
             return f"its {key} is {getattr(base, key)!r}, the spec asks for {want!r}"
     if base.n_features_in_ != n_features:
@@ -98,7 +123,8 @@ def fit_model(
         model = base_model
         model.set_params(**spec.model, progress=progress)
         before = model.n_batches_seen_
-        notify(f"updating version {plan.base_version} with {rows.n_samples:,} new rows (online EM)")
+        kind = "online variational Bayes" if spec.bayesian else "online EM"
+        notify(f"updating version {plan.base_version} with {rows.n_samples:,} new rows ({kind})")
         model.partial_fit(rows)
         return Fitted(
             model, rows.n_samples, model.n_batches_seen_ - before, model.lower_bound_, None
@@ -114,7 +140,8 @@ def fit_model(
             model = base_model
             model.set_params(**spec.model, progress=progress, warm_start=True)
             how = f"warm start from version {plan.base_version}"
-    kind = "online EM" if spec.mode == "online" else "EM"
+    kind = "variational Bayes" if spec.bayesian else "EM"
+    kind = f"online {kind}" if spec.mode == "online" else kind
     notify(
         f"fitting {model.n_components} components to {rows.n_samples:,} rows x "
         f"{rows.n_features} features ({kind}, {how})"

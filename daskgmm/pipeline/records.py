@@ -81,7 +81,8 @@ class RunRecord:
         EM iterations (batch modes) or mini-batch updates (online) of this run.
     log_likelihood : float
         The model's mean log-likelihood per sample after the run (``lower_bound_``;
-        for online models the running estimate).
+        for online models the running estimate; for a Bayesian model its evidence
+        lower bound, a total over the rows).
     converged : bool
         Batch fits: ``converged_``; None for online updates.
     version : int

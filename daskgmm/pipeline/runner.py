@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 from ..errors import NotConvergedError
-from .fitting import Fitted, fit_model, predict
+from .fitting import Fitted, check_model_for, fit_model, predict
 from .lock import PipelineBusy, PipelineLock
 from .manifest import build_manifest
 from .pause import pause_if_asked, pause_setting
@@ -207,10 +207,35 @@ def run_pipeline(
     SourceChangedError
         An online source changed other than by appending (a ``ValueError``;
         recorded as ``failed``).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from daskgmm.datasets import write_table
+    >>> X, truth = write_table("data/sensors.zarr", 4_000, 3, 2, 1_000)
+    >>> _ = Path("example.toml").write_text('''
+    ... [pipeline]
+    ... name = "sensors"
+    ... mode = "online"
+    ... [input]
+    ... store = "data/sensors.zarr"
+    ... [model]
+    ... n_components = 2
+    ... random_state = 0
+    ... [output]
+    ... directory = "out/sensors"
+    ... ''')
+    >>> from daskgmm.pipeline import load_spec, run_pipeline
+    >>> record = run_pipeline(load_spec("example.toml"))
+    >>> record.status, record.action, record.version
+    ('ok', 'full', 1)
+    >>> run_pipeline(load_spec("example.toml")).status          # nothing new
+    'nothing-new'
     """
     spec = spec if isinstance(spec, PipelineSpec) else load_spec(spec)
     pause_setting()  # a bad test setting fails before anything happens
-    open_source(spec)  # so does a store that does not match input.*: nothing is written
+    source = open_source(spec)  # so does a store that does not match input.*: nothing is written
+    check_model_for(spec, source.n_features)  # and priors that do not fit the data
     notify = notify or logger.info
     require = spec.require_converged if require_converged is None else require_converged
     state = PipelineState(spec.directory)

@@ -5,7 +5,8 @@ A spec has four tables (see ``pipelines/example.toml``)::
     [pipeline]  name, mode ('refit' | 'warm_start' | 'online'), keep, on_change,
                 require_converged
     [input]     store, variable, feature_dim, append_dim, fill_value
-    [model]     the estimator's parameters (n_components, covariance_type, ...)
+    [model]     the estimator's parameters (n_components, covariance_type, ...);
+                ``bayesian = true`` and the priors for BayesianGaussianMixture
     [output]    directory, proba, log_density
 
 Relative paths resolve against the spec file's directory.  Every mistake raises
@@ -16,8 +17,6 @@ and says what to change.
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -26,46 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from ..kernels.params import PARAMETER_CONSTRAINTS
+from .model_spec import check_model, suggest
 
 #: The pipeline modes.
 MODES = ("refit", "warm_start", "online")
 #: What an online pipeline does when the source changed other than by appending.
 ON_CHANGE = ("refit", "error")
-
-#: ``[model]`` keys of the batch modes (``GaussianMixture``).
-BATCH_MODEL_KEYS = (
-    "n_components",
-    "covariance_type",
-    "tol",
-    "reg_covar",
-    "max_iter",
-    "n_init",
-    "init_params",
-    "random_state",
-    "init_sample_size",
-    "split_every",
-    "nan_policy",
-    "compute_dtype",
-)
-#: ``[model]`` keys of the online mode (``OnlineGaussianMixture``).
-ONLINE_MODEL_KEYS = (
-    "n_components",
-    "covariance_type",
-    "reg_covar",
-    "max_passes",
-    "batch_size",
-    "t0",
-    "kappa",
-    "warm_up",
-    "final_batch_pass",
-    "init_params",
-    "random_state",
-    "init_sample_size",
-    "split_every",
-    "nan_policy",
-    "compute_dtype",
-)
 
 
 def _type_name(value) -> str:
@@ -166,7 +131,9 @@ class PipelineSpec:
     fill_value : number or 'auto'
         Passed to :func:`daskgmm.io.open_rows`.
     model : dict
-        Estimator parameters from ``[model]``.
+        Estimator parameters from ``[model]`` (without ``bayesian``).
+    bayesian : bool
+        ``model.bayesian``: the estimator is a ``BayesianGaussianMixture``.
     directory : pathlib.Path
         The pipeline's state directory: versions, ``current``, run records, lock.
     proba, log_density : bool
@@ -188,6 +155,7 @@ class PipelineSpec:
     fill_value: Any = "auto"
     proba: bool = False
     log_density: bool = False
+    bayesian: bool = False
 
     def settings(self) -> dict:
         """What decides the published results: a change of any of these refits.
@@ -201,6 +169,8 @@ class PipelineSpec:
             "input.feature_dim": self.feature_dim,
             "input.append_dim": self.append_dim,
             "input.fill_value": self.fill_value,
+            # only when set, so that the other specs' settings stay what they were
+            **({"model.bayesian": True} if self.bayesian else {}),
             **{f"model.{k}": v for k, v in sorted(self.model.items())},
             "output.proba": self.proba,
             "output.log_density": self.log_density,
@@ -208,39 +178,20 @@ class PipelineSpec:
 
     def estimator(self, **extra):
         """A new, unfitted estimator of the mode's class with ``[model]`` and ``extra``."""
-        from ..estimators import GaussianMixture, OnlineGaussianMixture
+        from ..estimators import (
+            BayesianGaussianMixture,
+            GaussianMixture,
+            OnlineBayesianGaussianMixture,
+            OnlineGaussianMixture,
+        )
 
-        cls = OnlineGaussianMixture if self.mode == "online" else GaussianMixture
-        return cls(**self.model, **extra)
-
-
-def _suggest(key: str, allowed) -> str:
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
-
-
-def _check_model(table: dict, mode: str) -> dict:
-    allowed = ONLINE_MODEL_KEYS if mode == "online" else BATCH_MODEL_KEYS
-    other = BATCH_MODEL_KEYS if mode == "online" else ONLINE_MODEL_KEYS
-    for key, value in table.items():
-        name = f"model.{key}"
-        if key not in allowed:
-            if key in other:
-                raise SpecError(
-                    name,
-                    f"does not apply to mode {mode!r}; mode {mode!r} takes {', '.join(allowed)}.",
-                )
-            raise SpecError(name, f"unknown key.{_suggest(key, allowed)} Allowed: {list(allowed)}.")
-        check = PARAMETER_CONSTRAINTS[key]
-        try:
-            check(name, value)
-        except (TypeError, ValueError) as exc:
-            raise SpecError(name, str(exc).removeprefix(f"{name} ")) from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise SpecError(name, f"must be finite, got {value!r}.")
-    if "n_components" not in table:
-        raise SpecError("model.n_components", "is required (the number of mixture components).")
-    return dict(table)
+        classes = {
+            (False, False): GaussianMixture,
+            (True, False): OnlineGaussianMixture,
+            (False, True): BayesianGaussianMixture,
+            (True, True): OnlineBayesianGaussianMixture,
+        }
+        return classes[self.mode == "online", self.bayesian](**self.model, **extra)
 
 
 def _is_url(location: str) -> bool:
@@ -312,7 +263,7 @@ def parse_spec(data: dict, path: str | os.PathLike, *, check_store: bool = True)
     for table, value in data.items():
         if table not in SCHEMA:
             raise SpecError(
-                table, f"unknown table.{_suggest(table, SCHEMA)} A spec has {list(SCHEMA)}."
+                table, f"unknown table.{suggest(table, SCHEMA)} A spec has {list(SCHEMA)}."
             )
         if not isinstance(value, dict):
             raise SpecError(table, f"must be a table ([{table}]), got {_type_name(value)}.")
@@ -326,7 +277,7 @@ def parse_spec(data: dict, path: str | os.PathLike, *, check_store: bool = True)
             if key not in keys:
                 raise SpecError(
                     f"{table}.{key}",
-                    f"unknown key.{_suggest(key, keys)} Allowed: {list(keys)}.",
+                    f"unknown key.{suggest(key, keys)} Allowed: {list(keys)}.",
                 )
             keys[key][0](f"{table}.{key}", value)
         for key, (_, required) in keys.items():
@@ -336,7 +287,7 @@ def parse_spec(data: dict, path: str | os.PathLike, *, check_store: bool = True)
     mode = pipeline["mode"]
     if "model" not in data:
         raise SpecError("model", "is required: a [model] table with at least n_components.")
-    model = _check_model(values["model"], mode)
+    model, bayesian = check_model(values["model"], mode)
     on_change = pipeline.get("on_change", "error" if mode == "online" else "refit")
     if mode != "online" and on_change != "refit":
         raise SpecError(
@@ -358,6 +309,7 @@ def parse_spec(data: dict, path: str | os.PathLike, *, check_store: bool = True)
         append_dim=inp.get("append_dim"),
         fill_value=inp.get("fill_value", "auto"),
         model=model,
+        bayesian=bayesian,
         directory=directory,
         proba=out.get("proba", False),
         log_density=out.get("log_density", False),
@@ -384,6 +336,28 @@ def load_spec(path: str | os.PathLike, *, check_store: bool = True) -> PipelineS
         type or value, or the (local) input store does not exist.
     FileNotFoundError
         If there is no file at ``path``.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from daskgmm.datasets import write_table
+    >>> X, truth = write_table("data/sensors.zarr", 4_000, 3, 2, 1_000)
+    >>> _ = Path("example.toml").write_text('''
+    ... [pipeline]
+    ... name = "sensors"
+    ... mode = "online"
+    ... [input]
+    ... store = "data/sensors.zarr"
+    ... [model]
+    ... n_components = 2
+    ... random_state = 0
+    ... [output]
+    ... directory = "out/sensors"
+    ... ''')
+    >>> from daskgmm.pipeline import load_spec
+    >>> spec = load_spec("example.toml")
+    >>> spec.mode, spec.name
+    ('online', 'sensors')
     """
     path = Path(path)
     try:

@@ -83,6 +83,30 @@ def pipeline_status(spec: PipelineSpec | str | os.PathLike, last: int = 10) -> P
     Returns
     -------
     PipelineStatus
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from daskgmm.datasets import write_table
+    >>> X, truth = write_table("data/sensors.zarr", 4_000, 3, 2, 1_000)
+    >>> _ = Path("example.toml").write_text('''
+    ... [pipeline]
+    ... name = "sensors"
+    ... mode = "online"
+    ... [input]
+    ... store = "data/sensors.zarr"
+    ... [model]
+    ... n_components = 2
+    ... random_state = 0
+    ... [output]
+    ... directory = "out/sensors"
+    ... ''')
+    >>> from daskgmm.pipeline import load_spec, pipeline_status, run_pipeline
+    >>> spec = load_spec("example.toml")
+    >>> _ = run_pipeline(spec)
+    >>> status = pipeline_status(spec)
+    >>> status.versions, status.published["source"]["extent"]
+    ([1], 4000)
     """
     spec = spec if isinstance(spec, PipelineSpec) else load_spec(spec, check_store=False)
     state = PipelineState(spec.directory)
