@@ -56,6 +56,13 @@ def random_mixture(
     Returns
     -------
     MixtureTruth
+
+    Examples
+    --------
+    >>> from daskgmm.datasets import random_mixture
+    >>> truth = random_mixture(n_features=3, n_components=2, seed=0)
+    >>> truth.weights.shape, truth.means.shape, truth.covariances.shape
+    ((2,), (2, 3), (2, 3, 3))
     """
     rng = np.random.default_rng(seed)
     weights = rng.dirichlet(np.full(n_components, 5.0))
@@ -129,6 +136,13 @@ def make_mixture(
         ``xarray.DataArray`` of shape (T, Y, X, n_features), read lazily from the
         store when ``store`` is given
     truth : MixtureTruth
+
+    Examples
+    --------
+    >>> from daskgmm.datasets import make_mixture
+    >>> X, truth = make_mixture(10_000, n_features=4, n_components=3, chunk_rows=2_500)
+    >>> X.shape, X.chunks[0], truth.means.shape
+    ((10000, 4), (2500, 2500, 2500, 2500), (3, 4))
     """
     if store is not None:
         kwargs = dict(dtype=dtype, separation=separation, seed=seed, overwrite=overwrite)
@@ -179,6 +193,13 @@ def write_table(
     -------
     X : dask.array.Array read from the store
     truth : MixtureTruth
+
+    Examples
+    --------
+    >>> from daskgmm.datasets import write_table
+    >>> X, truth = write_table("sensors.zarr", 5_000, 4, 3, 1_000)
+    >>> X.shape, X.chunks[0]
+    ((5000, 4), (1000, 1000, 1000, 1000, 1000))
     """
     import zarr
 
@@ -230,6 +251,13 @@ def append_table(
     -------
     (int, int)
         Rows before and after.
+
+    Examples
+    --------
+    >>> from daskgmm.datasets import append_table, write_table
+    >>> X, truth = write_table("growing.zarr", 5_000, 4, 3, 1_000)
+    >>> append_table("growing.zarr", 2_000)
+    (5000, 7000)
     """
     import zarr
 
@@ -286,6 +314,13 @@ def write_cube(
     -------
     data : xarray.DataArray, read lazily from the store
     truth : MixtureTruth
+
+    Examples
+    --------
+    >>> from daskgmm.datasets import write_cube
+    >>> cube, truth = write_cube("small_cube.zarr", (2, 10, 20), 4, 3)
+    >>> cube.dims, cube.shape
+    (('time', 'y', 'x', 'band'), (2, 10, 20, 4))
     """
     import pandas as pd
     import xarray as xr

@@ -30,6 +30,19 @@ class StoredModel:
         An existing model directory at ``path`` is replaced only with
         ``overwrite=True`` (anything else there is always refused), as the
         command line's ``--overwrite``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from daskgmm import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(-5, 1, (500, 2)), rng.normal(5, 1, (500, 2))])
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> path = gm.save("model")                  # a directory: model.json + arrays.npz
+        >>> import daskgmm
+        >>> same = daskgmm.load(path)
+        >>> bool((same.predict(X) == gm.predict(X)).all())
+        True
         """
         return model_files.save(self, path, MODEL_CLASSES, overwrite=overwrite)
 
@@ -54,5 +67,17 @@ def load(path):
     daskgmm.errors.ModelFileError
         If the directory is not a model of a known class and schema version, or its
         files were modified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm import GaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-5, 1, (500, 2)), rng.normal(5, 1, (500, 2))])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> import daskgmm
+    >>> loaded = daskgmm.load(gm.save("gm-model"))
+    >>> type(loaded).__name__, loaded.means_.shape
+    ('GaussianMixture', (2, 2))
     """
     return model_files.load(path, MODEL_CLASSES)

@@ -132,6 +132,19 @@ def write_predictions(
     -------
     dict
         The attributes written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> from daskgmm import GaussianMixture, io
+    >>> rng = np.random.default_rng(0)
+    >>> cube = xr.DataArray(rng.normal(size=(20, 30, 3)), dims=("y", "x", "band")).chunk(y=10)
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(cube)
+    >>> out = io.write_predictions(gm, cube, "labels.zarr", proba=True)
+    >>> result = xr.open_zarr("labels.zarr", consolidated=False)
+    >>> result["labels"].dims, result["proba"].shape
+    (('y', 'x'), (20, 30, 2))
     """
     view = rows_for_model(
         model,

@@ -38,6 +38,16 @@ class RowView:
         training-data fingerprints).
     feature_dim : str or None
         The dimension that held the features (None for unnamed and 1-D data).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xarray as xr
+    >>> from daskgmm import io
+    >>> cube = xr.DataArray(np.zeros((2, 3, 4)), dims=("y", "x", "band"))
+    >>> view = io.open_rows(cube, feature_dim="band")
+    >>> view.data.shape, view.sample_shape, view.n_features
+    ((6, 4), (2, 3), 4)
     """
 
     data: da.Array

@@ -81,6 +81,21 @@ def open_rows(
     Returns
     -------
     RowView
+
+    Examples
+    --------
+    >>> from daskgmm import GaussianMixture, io
+    >>> from daskgmm.datasets import make_mixture
+    >>> X, truth = make_mixture(4_000, n_features=3, n_components=2, chunk_rows=1_000,
+    ...                         store="table.zarr", seed=0)
+    >>> view = io.open_rows("table.zarr")
+    >>> view.data.shape, view.data.chunks[0]
+    ((4000, 3), (1000, 1000, 1000, 1000))
+    >>> cube, _ = make_mixture(2 * 20 * 30, n_features=4, n_components=2, store="cube.zarr",
+    ...                        cube_shape=(2, 20, 30), seed=0)
+    >>> rows = io.open_rows("cube.zarr", "data", feature_dim="band")
+    >>> rows.data.shape, rows.sample_shape
+    ((1200, 4), (2, 20, 30))
     """
     return _open(
         source, variables, feature_dim, feature_axis, chunks, fill_value, storage_options, None

@@ -212,6 +212,17 @@ def read_metadata(path) -> dict:
     ModelFileError
         If ``path`` holds no model metadata of a readable schema version, or the
         metadata do not match their checksum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm import GaussianMixture
+    >>> from daskgmm.store import read_metadata
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> meta = read_metadata(gm.save("model"))
+    >>> meta["class"], meta["params"]["n_components"]
+    ('GaussianMixture', 2)
     """
     return _read_meta(readable_directory(path) or Path(path))
 
