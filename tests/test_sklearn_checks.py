@@ -18,13 +18,20 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from daskgmm import GaussianMixture, OnlineGaussianMixture
+from daskgmm import (
+    BayesianGaussianMixture,
+    GaussianMixture,
+    OnlineBayesianGaussianMixture,
+    OnlineGaussianMixture,
+)
 from daskgmm.errors import NotFittedError
 
 #: Two components (one would make several checks trivial), a fixed seed.
 ESTIMATORS = [
     GaussianMixture(n_components=2, max_iter=20, random_state=0),
     OnlineGaussianMixture(n_components=2, random_state=0),
+    BayesianGaussianMixture(n_components=2, max_iter=20, random_state=0),
+    OnlineBayesianGaussianMixture(n_components=2, random_state=0),
 ]
 
 _KMEANS_START = (
@@ -34,7 +41,7 @@ _KMEANS_START = (
     "repeats: test_sample_weights_equal_repeated_rows_from_a_given_start"
 )
 
-#: check name -> why daskgmm does not pass it (the same for both estimators).
+#: check name -> why daskgmm does not pass it (the same for every estimator).
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": _KMEANS_START,
 }
