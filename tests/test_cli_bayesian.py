@@ -228,14 +228,27 @@ def test_score_and_predict_take_the_bayesian_model(work, fitted):
         "batch",
     ],
 )
-def test_bad_prior_options_exit_2_and_write_nothing(work, args, message):
-    proc = run_cli(
-        "fit", "data.zarr", "--model", "bad", "-k", "3", *args, "--json", cwd=work, code=2
-    )
-    assert message in proc.stderr
-    error = json.loads(proc.stdout)
+def test_bad_prior_options_exit_2_and_write_nothing(work, args, message, monkeypatch, capsys):
+    """In this process (the subprocess form of a usage error, its JSON object and exit
+    code, is tested on the first case below and in tests/test_cli_scripts.py)."""
+    monkeypatch.chdir(work)
+    command = ["fit", "data.zarr", "--model", "bad", "-k", "3", *args, "--json"]
+    assert main(command) == 2
+    out, err = capsys.readouterr()
+    assert message in err
+    error = json.loads(out)
     assert (error["exit_code"], error["category"]) == (2, "usage")
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in err
+    assert not (work / "bad").exists()
+
+
+def test_a_bad_prior_option_in_a_real_process(work):
+    proc = run_cli(
+        "fit", "data.zarr", "--model", "bad", "-k", "3", "--bayesian",
+        "--weight-concentration-prior", "-1", "--json", cwd=work, code=2,
+    )  # fmt: skip
+    assert "expected a number > 0" in proc.stderr
+    assert json.loads(proc.stdout)["category"] == "usage"
     assert not (work / "bad").exists()
 
 
