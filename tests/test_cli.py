@@ -8,6 +8,7 @@ start-up) to keep the file fast.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -289,6 +290,8 @@ def test_demo_on_a_local_cluster_with_report_and_plot(tmp_path):
         cwd=tmp_path,
     )
     assert "dashboard: http://127.0.0.1:" in proc.stderr  # --json: on stderr
+    page = re.search(r"the EM, live: (http://127\.0\.0\.1:\d+/individual-daskgmm)", proc.stderr)
+    assert page, proc.stderr  # the cluster daskgmm started served its page (test_dashboard)
     report = (tmp_path / "report.html").read_text()
     assert report.lstrip().lower().startswith("<!doctype html") or "<html" in report[:1000]
     summary = last_json(proc)

@@ -87,6 +87,10 @@ def compute_session(args: argparse.Namespace):
         link = dashboard_link(client)
         if link:
             say(args, f"dashboard: {link}")
+            if args.workers:  # a cluster daskgmm started serves its page
+                from ..cluster.dashboard import ROUTE
+
+                say(args, f"the EM, live: {link.rsplit('/', 1)[0]}{ROUTE}")
         with performance_report(report, client):
             yield client
     if report is not None:
