@@ -134,6 +134,14 @@ class Setup:
         }
 
 
+def _machine() -> dict:
+    """The machine, as the other benchmarks record it (``bench_scaling.machine``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_scaling
+
+    return bench_scaling.machine()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -267,6 +275,7 @@ def main(argv=None) -> int:
             "rounds": {name: r["rounds"] for name, r in rows.items()},
             "scheduling_overhead": overhead,
             "versions": {"daskgmm": daskgmm.__version__, "dask": dask.__version__},
+            "machine": _machine(),
         }
     )
     out = Path(args.out)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -233,6 +234,14 @@ def grid(args) -> list[dict]:
     return rows
 
 
+def _machine() -> dict:
+    """The machine, as the other benchmarks record it (``bench_scaling.machine``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_scaling
+
+    return bench_scaling.machine()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accuracy-rows", type=int, default=2_000_000)
@@ -258,7 +267,7 @@ def main(argv=None) -> None:
     if args.batch_size is None:
         args.batch_size = OnlineGaussianMixture().batch_size
     workdir = Path(tempfile.mkdtemp(prefix="daskgmm-bench-", dir=args.workdir))
-    results = {"args": {k: str(v) for k, v in vars(args).items()}}
+    results = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": _machine()}
     dask.config.set(scheduler="threads")
     if args.grid:
         args.out = args.out.with_name(f"bench_online_grid_seed{args.seed}.json")

@@ -9,22 +9,45 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dask.array as da
 import numpy as np
+from numpy.typing import DTypeLike
+
+from ._typing import PathLike
+
+if TYPE_CHECKING:
+    import xarray
 
 
 @dataclass
 class MixtureTruth:
-    """The parameters a synthetic mixture was drawn from (full covariances)."""
+    """The parameters a synthetic mixture was drawn from (full covariances).
+
+    Examples
+    --------
+    >>> from daskgmm.datasets import random_mixture
+    >>> truth = random_mixture(n_features=2, n_components=3)
+    >>> truth.weights.shape, truth.means.shape, truth.covariances.shape
+    ((3,), (3, 2), (3, 2, 2))
+    """
 
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray
 
     def to_attrs(self) -> dict:
-        """JSON-ready attributes recording the truth in a store."""
+        """JSON-ready attributes recording the truth in a store.
+
+        Examples
+        --------
+        >>> from daskgmm.datasets import random_mixture
+        >>> sorted(random_mixture(2, 3).to_attrs())
+        ['true_covariances', 'true_means', 'true_weights']
+        """
         return {
             "true_weights": self.weights.tolist(),
             "true_means": self.means.tolist(),
@@ -32,8 +55,17 @@ class MixtureTruth:
         }
 
     @classmethod
-    def from_attrs(cls, attrs) -> MixtureTruth:
-        """The truth recorded by :meth:`to_attrs`."""
+    def from_attrs(cls, attrs: Mapping) -> MixtureTruth:
+        """The truth recorded by :meth:`to_attrs`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from daskgmm.datasets import MixtureTruth, random_mixture
+        >>> truth = random_mixture(2, 3)
+        >>> bool(np.array_equal(MixtureTruth.from_attrs(truth.to_attrs()).means, truth.means))
+        True
+        """
         return cls(
             np.asarray(attrs["true_weights"]),
             np.asarray(attrs["true_means"]),
@@ -91,14 +123,14 @@ def make_mixture(
     n_components: int = 8,
     *,
     chunk_rows: int = 250_000,
-    dtype="float64",
+    dtype: DTypeLike = "float64",
     separation: float = 6.0,
     seed: int = 0,
-    store=None,
+    store: PathLike | None = None,
     cube_shape: tuple | None = None,
     overwrite: bool = False,
     storage_options: dict | None = None,
-):
+) -> tuple[da.Array, MixtureTruth]:
     """Samples from a random Gaussian mixture: a lazy dask array, or a Zarr store.
 
     Each chunk is drawn independently from a generator seeded by ``(seed, chunk
@@ -175,13 +207,13 @@ def _store_kwargs(store, storage_options):
 
 
 def write_table(
-    store,
+    store: PathLike,
     n_samples: int,
     n_features: int = 16,
     n_components: int = 8,
     chunk_rows: int = 250_000,
     *,
-    dtype="float32",
+    dtype: DTypeLike = "float32",
     separation: float = 6.0,
     seed: int = 0,
     overwrite: bool = False,
@@ -232,7 +264,7 @@ def write_table(
 
 
 def append_table(
-    store, n_rows: int, *, seed: int = 0, storage_options: dict | None = None
+    store: PathLike, n_rows: int, *, seed: int = 0, storage_options: dict | None = None
 ) -> tuple[int, int]:
     """Append ``n_rows`` rows, drawn from the mixture recorded in a table store, to it.
 
@@ -285,18 +317,18 @@ def _draw_tile(block_info=None, *, truth, seed, dtype):
 
 
 def write_cube(
-    store,
+    store: PathLike,
     cube_shape: tuple,
     n_features: int = 16,
     n_components: int = 8,
     chunks: tuple | None = None,
     *,
-    dtype="float32",
+    dtype: DTypeLike = "float32",
     separation: float = 6.0,
     seed: int = 0,
     overwrite: bool = False,
     storage_options: dict | None = None,
-):
+) -> xarray.Dataset:
     """Write a mixture as an xarray cube ``data(time, y, x, band)``, chunk by chunk.
 
     Every pixel is a sample and the bands are its features; coordinates are

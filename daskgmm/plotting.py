@@ -14,10 +14,23 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._typing import ArrayLike, PathLike
 from .errors import PlottingUnavailable
+from .kernels.geometry import (
+    component_covariances,
+    ellipse,
+    overall_covariance,
+    principal_plane,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .estimators.base import BaseGaussianMixture
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +44,14 @@ EMPTIED_COLOUR = "0.7"
 
 
 def available() -> bool:
-    """Whether matplotlib can be imported (without importing it)."""
+    """Whether matplotlib can be imported (without importing it).
+
+    Examples
+    --------
+    >>> from daskgmm import plotting
+    >>> plotting.available()            # matplotlib installed (daskgmm[plot])
+    True
+    """
     return importlib.util.find_spec("matplotlib") is not None
 
 
@@ -47,66 +67,6 @@ def _integer_ticks():
     from matplotlib.ticker import MaxNLocator
 
     return MaxNLocator(integer=True)
-
-
-def component_covariances(model) -> np.ndarray:
-    """Full (K, D, D) covariance matrices of a fitted model, whatever its covariance type."""
-    k, d = model.means_.shape
-    cov = np.asarray(model.covariances_, dtype=np.float64)
-    expand = {
-        "full": lambda: cov,
-        "tied": lambda: np.broadcast_to(cov, (k, d, d)),
-        "diag": lambda: cov[:, :, None] * np.eye(d),
-        "spherical": lambda: cov[:, None, None] * np.eye(d),
-    }
-    return np.array(expand[model.covariance_type]())
-
-
-def overall_covariance(model) -> np.ndarray:
-    """Covariance (D, D) of the fitted mixture as a whole.
-
-    ``sum_k w_k (S_k + (m_k - m)(m_k - m)^T)`` with ``m = sum_k w_k m_k``.
-    """
-    spread = model.means_ - model.weights_ @ model.means_
-    total = np.einsum("k,kij->ij", model.weights_, component_covariances(model))
-    return total + np.einsum("k,ki,kj->ij", model.weights_, spread, spread)
-
-
-def principal_plane(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centre, the two leading principal directions and their variances of the mixture.
-
-    The directions are the leading eigenvectors of :func:`overall_covariance`.
-
-    Returns
-    -------
-    centre : ndarray of shape (D,)
-    directions : ndarray of shape (D, 2)
-        Orthonormal columns (a single column when D = 1).
-    variances : ndarray of shape (2,) or (1,)
-    """
-    centre = model.weights_ @ model.means_
-    values, vectors = np.linalg.eigh(overall_covariance(model))
-    order = np.argsort(values)[::-1][: min(2, len(values))]
-    return centre, vectors[:, order], values[order]
-
-
-def ellipse(mean2: np.ndarray, cov2: np.ndarray, radius: float, n_points: int = 100):
-    """Points (n_points, 2) of the ellipse ``(x - mean)^T cov^-1 (x - mean) = radius^2``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from daskgmm.plotting import ellipse
-    >>> points = ellipse(np.zeros(2), np.diag([4.0, 1.0]), radius=1, n_points=5)
-    >>> points.shape
-    (5, 2)
-    >>> np.abs(points).max(axis=0).round(6)
-    array([2., 1.])
-    """
-    values, vectors = np.linalg.eigh(cov2)
-    angles = np.linspace(0.0, 2.0 * math.pi, n_points)
-    circle = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    return mean2 + radius * (circle * np.sqrt(np.maximum(values, 0.0))) @ vectors.T
 
 
 def _is_bayesian(model) -> bool:
@@ -126,7 +86,9 @@ def _convergence(model) -> tuple[list, str, str]:
     return [], "iteration", "mean log-likelihood per sample"
 
 
-def plot_fit(model, X_sample, path, title: str | None = None) -> str:
+def plot_fit(
+    model: BaseGaussianMixture, X_sample: ArrayLike, path: PathLike, title: str | None = None
+) -> str:
     """Write the convergence curve and the components over a sample of the data.
 
     Left: the mean log-likelihood per EM iteration (per mini-batch for an online
@@ -251,7 +213,7 @@ def _threshold() -> float:
     return EFFECTIVE_WEIGHT
 
 
-def plot_weights(model, ax=None):
+def plot_weights(model: BaseGaussianMixture, ax: Axes | None = None) -> Axes:
     """Draw a mixture's weights as bars, in component order, on a log scale.
 
     The components whose weight reaches the threshold of
@@ -278,6 +240,19 @@ def plot_weights(model, ax=None):
     ------
     PlottingUnavailable
         Without matplotlib.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm import BayesianGaussianMixture
+    >>> from daskgmm.plotting import plot_weights
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-5, 1, (500, 2)), rng.normal(5, 1, (500, 2))])
+    >>> bgm = BayesianGaussianMixture(n_components=5, random_state=0).fit(X)
+    >>> ax = plot_weights(bgm)
+    >>> len(ax.patches)                           # one bar per component
+    5
+    >>> ax.figure.savefig("weights.png")
     """
     threshold = _threshold()
     weights = np.asarray(model.weights_, dtype=np.float64)
@@ -312,7 +287,7 @@ def plot_weights(model, ax=None):
     return ax
 
 
-def plot_selection(table: Sequence[dict], path, criterion: str = "bic") -> str:
+def plot_selection(table: Sequence[dict], path: PathLike, criterion: str = "bic") -> str:
     """Write BIC and AIC against the number of components, the best K marked.
 
     Parameters

@@ -5,7 +5,8 @@
   the README's ``daskgmm make-data`` lines make (the pages read the same ones) and a
   copy of ``pipelines/``. A block preceded by ``<!-- readme-test: skip (reason) -->``
   is left out; only blocks that connect to a scheduler running elsewhere may be.
-- The examples in the public docstrings run as doctests.
+- The examples in the public docstrings run as doctests (those that need a
+  running cluster are marked ``+SKIP`` and say so).
 - The version is written in one place: ``CITATION.cff`` and ``pyproject.toml`` agree
   with ``daskgmm/_version.py``.
 
@@ -79,17 +80,33 @@ def test_a_page_runs_as_written(workdir, page):
 #: Modules whose public docstrings hold examples (run with the documented names).
 DOCTESTED = [
     "daskgmm.estimators.gaussian_mixture",
+    "daskgmm.estimators.batch",
+    "daskgmm.estimators.bayesian_mixture",
     "daskgmm.estimators.online",
+    "daskgmm.estimators.online_bayesian",
     "daskgmm.estimators.base",
     "daskgmm.estimators.registry",
     "daskgmm.io.sources",
     "daskgmm.io.row_view",
+    "daskgmm.io.layout",
     "daskgmm.io.predictions",
     "daskgmm.io.fingerprint",
+    "daskgmm.cluster.local",
+    "daskgmm.cluster.connect",
+    "daskgmm.cluster.client",
+    "daskgmm.cluster.report",
+    "daskgmm.cluster.blas",
+    "daskgmm.cluster.progress",
+    "daskgmm.cluster.events",
+    "daskgmm.cluster.dashboard",
+    "daskgmm.errors",
     "daskgmm.datasets",
     "daskgmm.plotting",
+    "daskgmm.kernels.geometry",
     "daskgmm.store.model_files",
     "daskgmm.pipeline.spec",
+    "daskgmm.pipeline.records",
+    "daskgmm.pipeline.state",
     "daskgmm.pipeline.runner",
     "daskgmm.pipeline.status",
 ]

@@ -2,7 +2,7 @@
 
 The layers, lowest first (a module may import its own layer and those below)::
 
-    errors, _version         every exception class; the one version
+    errors, _version, _typing  every exception class; the one version; type aliases
     kernels                  numpy/scipy only
     cluster, store           the only door to distributed; files on disk
     engine                   dask graphs over row chunks
@@ -27,7 +27,7 @@ import pytest
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "daskgmm"
 
 LAYERS = (
-    ("daskgmm.errors", "daskgmm._version"),
+    ("daskgmm.errors", "daskgmm._version", "daskgmm._typing"),
     ("daskgmm.kernels",),
     ("daskgmm.cluster", "daskgmm.store"),
     ("daskgmm.engine",),

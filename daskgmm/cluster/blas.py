@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import weakref
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger("daskgmm.cluster")
 
@@ -47,7 +51,7 @@ def _blas_plugin():
     return SingleThreadedBlas()
 
 
-def limit_worker_blas(client) -> None:
+def limit_worker_blas(client: Client) -> None:
     """Run BLAS with one thread in every worker of ``client``'s cluster, present and future.
 
     Dask runs one task per worker thread; BLAS threads on top oversubscribe the
@@ -63,6 +67,16 @@ def limit_worker_blas(client) -> None:
     Parameters
     ----------
     client : distributed.Client
+
+    Examples
+    --------
+    Needs a cluster (not run as a doctest):
+
+    >>> from daskgmm.cluster import BLAS_PLUGIN_NAME, limit_worker_blas, start_local_cluster
+    >>> client = start_local_cluster(n_workers=2)  # doctest: +SKIP
+    >>> limit_worker_blas(client)  # doctest: +SKIP
+    >>> # give the workers their BLAS threads back:
+    >>> client.unregister_worker_plugin(BLAS_PLUGIN_NAME)  # doctest: +SKIP
     """
     if client in _BLAS_LIMITED_CLIENTS:
         return

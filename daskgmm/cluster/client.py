@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import dask
 
+if TYPE_CHECKING:
+    from distributed import Client
 
-def current_client():
-    """The ``distributed.Client`` dask computes with now, or None (local schedulers)."""
+
+def current_client() -> Client | None:
+    """The ``distributed.Client`` dask computes with now, or None (local schedulers).
+
+    Examples
+    --------
+    >>> from daskgmm.cluster import current_client
+    >>> current_client() is None            # no distributed.Client active
+    True
+    """
     owner = getattr(dask.base.get_scheduler(), "__self__", None)
     if owner is not None and type(owner).__module__.startswith("distributed"):
         return owner
@@ -17,7 +29,7 @@ def current_client():
 
 
 @contextmanager
-def scheduler_in_use(scheduler):
+def scheduler_in_use(scheduler: str | Client | None) -> Iterator[None]:
     """Compute with ``scheduler`` inside the block: 'threads', 'sync', 'processes' or
     a ``distributed.Client``.
 
@@ -28,6 +40,14 @@ def scheduler_in_use(scheduler):
     configuration of the moment to the new process, and a client cannot be
     pickled, so the worker would never come back and the computation would wait
     for it forever.
+
+    Examples
+    --------
+    >>> import dask, dask.array as da
+    >>> from daskgmm.cluster import scheduler_in_use
+    >>> with scheduler_in_use("sync"):
+    ...     print(dask.config.get("scheduler"), int(da.ones(4, chunks=2).sum().compute()))
+    sync 4
     """
     if type(scheduler).__module__.startswith("distributed"):
         with scheduler.as_current():
@@ -38,7 +58,14 @@ def scheduler_in_use(scheduler):
 
 
 def scheduler_address() -> str:
-    """Address of the distributed scheduler dask would use now ('' if local)."""
+    """Address of the distributed scheduler dask would use now ('' if local).
+
+    Examples
+    --------
+    >>> from daskgmm.cluster import scheduler_address
+    >>> scheduler_address()                 # the threaded scheduler: no address
+    ''
+    """
     client = current_client()
     return str(getattr(getattr(client, "scheduler", None), "address", "") or "")
 
@@ -47,7 +74,16 @@ def quiet_logs() -> None:
     """distributed logs every scheduler and worker event at INFO: show them only
     with ``-v`` (the level the user chose for the root logger).  bokeh's warning
     about the dashboard's wildcard websocket origin (the dashboard listens on
-    127.0.0.1 only) is shown from ``-v`` on too."""
+    127.0.0.1 only) is shown from ``-v`` on too.
+
+    Examples
+    --------
+    >>> import logging
+    >>> from daskgmm.cluster import quiet_logs
+    >>> quiet_logs()
+    >>> logging.getLogger("distributed").getEffectiveLevel() >= logging.WARNING
+    True
+    """
     import distributed  # noqa: F401  (configures its loggers on import)
 
     level = max(logging.getLogger().getEffectiveLevel(), logging.INFO)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ..errors import ClusterConnectionError
 from .local import close, dashboard_link, start_local_cluster
+
+if TYPE_CHECKING:
+    from distributed import Client, Security
 
 logger = logging.getLogger("daskgmm.cluster")
 
@@ -20,8 +25,8 @@ def connect(
     *,
     scheduler_file: str | None = None,
     timeout: float = CONNECT_TIMEOUT,
-    security=None,
-):
+    security: Security | None = None,
+) -> Client:
     """Connect to a running scheduler, by address or scheduler file.
 
     Parameters
@@ -47,6 +52,18 @@ def connect(
         If the scheduler cannot be reached in ``timeout`` seconds.
     ValueError
         If neither or both of ``address`` and ``scheduler_file`` are given.
+
+    Examples
+    --------
+    Needs a running scheduler (not run as a doctest):
+
+    >>> from daskgmm.cluster import connect
+    >>> client = connect("tcp://10.0.0.5:8786")  # doctest: +SKIP
+    >>> client = connect(scheduler_file="~/scheduler.json")  # doctest: +SKIP
+    >>> connect()
+    Traceback (most recent call last):
+        ...
+    ValueError: Give exactly one of a scheduler address and a scheduler_file.
     """
     from distributed import Client
 
@@ -82,7 +99,7 @@ def cluster_from_options(
     workers: int | None = None,
     threads: int = 1,
     memory_limit: str | None = "auto",
-):
+) -> Iterator[Client | None]:
     """The cluster a command asked for, closed afterwards; None means dask's default.
 
     Parameters
@@ -100,6 +117,16 @@ def cluster_from_options(
     Yields
     ------
     distributed.Client or None
+
+    Examples
+    --------
+    Nothing asked for: dask's default scheduler (``--workers 2`` would start a
+    LocalCluster for the block).
+
+    >>> from daskgmm.cluster import cluster_from_options
+    >>> with cluster_from_options() as client:
+    ...     print(client)
+    None
     """
     if sum(x is not None for x in (scheduler, scheduler_file, workers)) > 1:
         raise ValueError("Choose one of a scheduler address, a scheduler file, or --workers.")

@@ -47,7 +47,14 @@ _PALETTE = (
 
 def register() -> bool:
     """Add the page to distributed's dashboard applications (before a scheduler's
-    dashboard starts); False when the dashboard is unavailable (no Bokeh)."""
+    dashboard starts); False when the dashboard is unavailable (no Bokeh).
+
+    Examples
+    --------
+    >>> from daskgmm.cluster.dashboard import ROUTE, register
+    >>> register(), ROUTE               # schedulers started afterwards serve the page
+    (True, '/individual-daskgmm')
+    """
     try:
         from distributed.dashboard.scheduler import applications
     except ImportError:
@@ -58,7 +65,16 @@ def register() -> bool:
 
 
 def dask_setup(scheduler) -> None:
-    """The preload hook ``dask scheduler --preload daskgmm.dashboard`` calls."""
+    """The preload hook ``dask scheduler --preload daskgmm.dashboard`` calls.
+
+    Examples
+    --------
+    Called by ``dask scheduler --preload daskgmm.dashboard``, not by hand:
+
+    >>> import daskgmm.dashboard           # registers the page, as the preload does
+    >>> daskgmm.dashboard.ROUTE
+    '/individual-daskgmm'
+    """
     logger.info("daskgmm dashboard page at %s", ROUTE)
 
 

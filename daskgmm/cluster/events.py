@@ -62,6 +62,15 @@ def publish(client, record: dict) -> None:
     client : distributed.Client
     record : dict
         msgpack-serialisable.
+
+    Examples
+    --------
+    Fits publish their records themselves; reading them needs a cluster (not run
+    as a doctest):
+
+    >>> records = client.get_events("daskgmm")  # doctest: +SKIP
+    >>> records[-1][1]["iteration"], records[-1][1]["lower_bound"]  # doctest: +SKIP
+    (12, -3.4187...)
     """
     try:
         client.loop.add_callback(_send, client, record)
@@ -71,7 +80,15 @@ def publish(client, record: dict) -> None:
 
 def flush(client, timeout: float = 10) -> None:
     """Wait (at most ``timeout`` seconds) until the records :func:`publish` queued
-    so far are with the scheduler."""
+    so far are with the scheduler.
+
+    Examples
+    --------
+    Needs a cluster (not run as a doctest):
+
+    >>> from daskgmm.cluster.events import flush
+    >>> flush(client)           # every record queued so far is with the scheduler  # doctest: +SKIP
+    """
     try:
         client.sync(_drain, client, callback_timeout=timeout)
     except Exception:
@@ -103,7 +120,19 @@ async def _drain(client) -> None:
 
 def fit_records(events) -> dict[str, list[dict]]:
     """The records of ``events`` (``(time, record)`` pairs, as ``get_events``
-    gives them) grouped by fit id, in the order they were published."""
+    gives them) grouped by fit id, in the order they were published.
+
+    Examples
+    --------
+    >>> from daskgmm.cluster.events import ACTION, fit_records
+    >>> events = [(0.0, {"action": ACTION, "fit": "a1", "iteration": 1}),
+    ...           (1.0, {"action": "other"}),
+    ...           (2.0, {"action": ACTION, "fit": "a1", "iteration": 2})]
+    >>> [r["iteration"] for r in fit_records(events)["a1"]]
+    [1, 2]
+
+    On a cluster: ``fit_records(client.get_events("daskgmm"))``.
+    """
     fits: dict[str, list[dict]] = {}
     for _, record in events:
         if isinstance(record, dict) and record.get("action") == ACTION:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from .dashboard import register as register_page
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger("daskgmm.cluster")
 
@@ -33,7 +37,7 @@ def start_local_cluster(
     dashboard_address: str = "127.0.0.1:0",
     processes: bool = True,
     trim_worker_memory: bool = False,
-):
+) -> Client:
     """Start a LocalCluster on this machine and return a Client connected to it.
 
     Closing the client (or leaving its ``with`` block) shuts the cluster down.
@@ -62,6 +66,18 @@ def start_local_cluster(
     Returns
     -------
     distributed.Client
+
+    Examples
+    --------
+    Starting worker processes takes seconds, so the example is not run as a
+    doctest (``+SKIP``); the gallery's "LocalCluster run" example runs it.
+
+    >>> from daskgmm import GaussianMixture, datasets
+    >>> from daskgmm.cluster import dashboard_link, start_local_cluster
+    >>> X, _ = datasets.make_mixture(100_000, chunk_rows=10_000)  # doctest: +SKIP
+    >>> with start_local_cluster(n_workers=2, memory_limit="2GiB") as client:  # doctest: +SKIP
+    ...     print(dashboard_link(client))      # http://127.0.0.1:PORT/status
+    ...     gm = GaussianMixture(8, random_state=0).fit(X)
     """
     from distributed import Client, LocalCluster
 
@@ -181,8 +197,18 @@ def _worker_environ(env: dict[str, str]):
 #: Name of the worker plugin that limits BLAS to one thread (see :func:`limit_worker_blas`).
 
 
-def dashboard_link(client) -> str:
-    """The dashboard URL of a client's cluster ('' when it has none)."""
+def dashboard_link(client: Client) -> str:
+    """The dashboard URL of a client's cluster ('' when it has none).
+
+    Examples
+    --------
+    Needs a cluster (not run as a doctest):
+
+    >>> client = start_local_cluster(n_workers=1)  # doctest: +SKIP
+    >>> dashboard_link(client)  # doctest: +SKIP
+    'http://127.0.0.1:8787/status'
+    >>> close(client)  # doctest: +SKIP
+    """
     own = getattr(client, "_daskgmm_dashboard", None)
     if own:
         return own
@@ -192,8 +218,16 @@ def dashboard_link(client) -> str:
         return ""
 
 
-def close(client) -> None:
-    """Close a client, and the LocalCluster if :func:`start_local_cluster` made it."""
+def close(client: Client) -> None:
+    """Close a client, and the LocalCluster if :func:`start_local_cluster` made it.
+
+    Examples
+    --------
+    Needs a cluster (not run as a doctest):
+
+    >>> client = start_local_cluster(n_workers=1)  # doctest: +SKIP
+    >>> close(client)                  # the client and its LocalCluster  # doctest: +SKIP
+    """
     cluster = getattr(client, "_daskgmm_owns_cluster", None)
     client.close()
     if cluster is not None:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger("daskgmm.cluster")
 
@@ -31,7 +36,9 @@ class _PassProgress:
             logger.debug("progress stream from the scheduler ended", exc_info=True)
 
 
-def compute_with_progress(client, graphs, on_fraction) -> tuple:
+def compute_with_progress(
+    client: Client, graphs: Sequence, on_fraction: Callable[[float], None]
+) -> tuple:
     """Compute dask collections on ``client``, reporting the share of tasks finished.
 
     Parameters
@@ -46,6 +53,21 @@ def compute_with_progress(client, graphs, on_fraction) -> tuple:
     -------
     tuple
         The results, as ``dask.compute(*graphs)`` gives them.
+
+    Examples
+    --------
+    Needs a cluster (not run as a doctest):
+
+    >>> import dask.array as da
+    >>> from daskgmm.cluster import compute_with_progress, start_local_cluster
+    >>> client = start_local_cluster(n_workers=2)  # doctest: +SKIP
+    >>> shares = []
+    >>> graphs = [da.ones(10, chunks=2).sum()]
+    >>> (total,) = compute_with_progress(client, graphs, shares.append)  # doctest: +SKIP
+    >>> shares[-1]  # doctest: +SKIP
+    1.0
+    >>> total  # doctest: +SKIP
+    10.0
     """
     futures = client.compute(list(graphs))
     watcher = _PassProgress(futures, client, on_fraction)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @contextmanager
-def performance_report(path: str | None, client=None):
+def performance_report(path: str | None, client: Client | None = None) -> Iterator[None]:
     """Write distributed's HTML performance report of the block to ``path`` (if given).
 
     Parameters
@@ -15,6 +20,15 @@ def performance_report(path: str | None, client=None):
     client : distributed.Client, optional
         The client whose work to report; default: the current one.  Anything
         else (None, a scheduler name) means the current client.
+
+    Examples
+    --------
+    Without a path nothing is written (with one, it needs an active client):
+
+    >>> import dask.array as da
+    >>> from daskgmm.cluster import performance_report
+    >>> with performance_report(None):
+    ...     total = da.ones(10, chunks=5).sum().compute()
     """
     if path is None:
         yield

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
 
+from .._typing import Answer, Data
 from ..engine.compute import compute
 from ..engine.passes import map_rows
 from ..engine.rows import as_dask_array, is_device_array, like_chunks_of, on_device, on_host
@@ -167,7 +168,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         return out
 
     # ---------------------------------------------------------------- answers
-    def predict(self, X):
+    def predict(self, X: Data) -> Answer:
         """Most probable component of each sample.
 
         Parameters
@@ -191,7 +192,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         """
         return self._apply_rows(X, _predict_rows, None, np.int64, "labels")
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Data) -> Answer:
         """Posterior probability of each component for each sample.
 
         Parameters
@@ -216,7 +217,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         """
         return self._apply_rows(X, _proba_rows, self.n_components, np.float64, "proba")
 
-    def score_samples(self, X):
+    def score_samples(self, X: Data) -> Answer:
         """Log-likelihood of each sample under the mixture.
 
         Parameters
@@ -260,7 +261,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         n = int(n)
         return (float(total) / n if n else float("nan")), n
 
-    def score(self, X, y=None) -> float:
+    def score(self, X: Data, y: object = None) -> float:
         """Mean per-sample log-likelihood of ``X`` (computed).
 
         Parameters
@@ -288,7 +289,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         k, d = self.means_.shape
         return int(n_parameters(self.covariance_type, k, d))
 
-    def bic(self, X) -> float:
+    def bic(self, X: Data) -> float:
         """Bayesian information criterion on ``X``; lower is better.
 
         Parameters
@@ -310,7 +311,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         mean, n = self._mean_score(X, plug_in=True)
         return -2 * mean * n + self._n_parameters() * math.log(n)
 
-    def aic(self, X) -> float:
+    def aic(self, X: Data) -> float:
         """Akaike information criterion on ``X``; lower is better.
 
         Parameters
@@ -332,7 +333,7 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         mean, n = self._mean_score(X, plug_in=True)
         return -2 * mean * n + 2 * self._n_parameters()
 
-    def sample(self, n_samples: int = 1):
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture (as scikit-learn draws them).
 
         Parameters

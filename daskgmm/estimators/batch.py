@@ -20,11 +20,13 @@ import itertools
 import logging
 import warnings
 from contextlib import nullcontext
+from typing import Self
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from .._typing import Answer, ArrayLike, Data, PathLike
 from ..engine.compute import single_threaded_blas, using_scheduler
 from ..engine.progress import ChunkProgress, FitProgress
 from ..engine.rows import RowChunks
@@ -44,7 +46,15 @@ class BatchMixture(BaseGaussianMixture):
     """Batch EM over row chunks, ``n_init`` runs, checkpoints (see the module docstring)."""
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None, *, checkpoint=None, performance_report=None):
+    def fit(
+        self,
+        X: Data,
+        y: object = None,
+        sample_weight: ArrayLike | None = None,
+        *,
+        checkpoint: PathLike | None = None,
+        performance_report: PathLike | None = None,
+    ) -> Self:
         """Estimate the parameters by EM, one pass over ``X`` per iteration.
 
         Parameters
@@ -68,6 +78,15 @@ class BatchMixture(BaseGaussianMixture):
         Returns
         -------
         self : estimator
+
+        Examples
+        --------
+        >>> import dask.array as da
+        >>> from daskgmm import GaussianMixture
+        >>> X = da.random.default_rng(0).normal(size=(2_000, 3), chunks=(500, 3))
+        >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+        >>> gm.means_.shape, gm.covariances_.shape, gm.converged_
+        ((2, 3), (2, 3, 3), True)
         """
         with (
             verbose_logging(logger, self.verbose),
@@ -80,13 +99,25 @@ class BatchMixture(BaseGaussianMixture):
         self.training_data_ = training_data
         return self
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(
+        self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
+    ) -> Answer:
         """Fit, then label ``X`` with a final E-step (equal to ``fit(X).predict(X)``).
 
         Returns
         -------
         labels : ndarray or dask array of shape (n_samples,)
             Lazy for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from daskgmm import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(-5, 1, (500, 2)), rng.normal(5, 1, (500, 2))])
+        >>> labels = GaussianMixture(n_components=2, random_state=0).fit_predict(X)
+        >>> labels.shape, np.bincount(labels).tolist()
+        ((1000,), [500, 500])
         """
         self.fit(X, sample_weight=sample_weight)
         return self.predict(X)

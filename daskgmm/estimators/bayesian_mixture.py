@@ -135,6 +135,20 @@ feature_dim, progress, scheduler
     ``score_samples`` and ``score`` are scikit-learn's: the log of the sum of the
     variational per-component terms.  ``bic`` and ``aic`` use the mixture with the
     posterior-mean parameters (``weights_``, ``means_``, ``covariances_``).
+
+    Examples
+    --------
+    Two clusters, five components allowed: the posterior empties three.
+
+    >>> import numpy as np
+    >>> from daskgmm import BayesianGaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-5, 1, (500, 2)), rng.normal(5, 1, (500, 2))])
+    >>> bgm = BayesianGaussianMixture(n_components=5, random_state=0).fit(X)
+    >>> bgm.n_effective_components_, bgm.weights_.shape, bgm.means_.shape
+    (2, (5,), (5, 2))
+    >>> np.sort(bgm.weights_)[-2:].round(2)
+    array([0.5, 0.5])
     """
 
     def __init__(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import math
+
+import dask.array as da
 import numpy as np
 
 from ..engine.rows import RowChunks, prepare_rows
 from ..io import is_source, open_rows, rows_for_model
 from ..kernels.checks import feature_names_of
+from .stepwise import CHUNKS_PER_BATCH
 
 
 def fit_rows(X, sample_weight=None, chunk_rows="auto", n_components=None, device=None) -> RowChunks:
@@ -66,3 +71,24 @@ def training_input(model, X, continuing: bool) -> tuple:
     if labels is None or not all(isinstance(n, str) for n in labels):
         return view, None, view.feature_dim
     return view, np.asarray(labels, dtype=object), view.feature_dim
+
+
+def mini_batch_rows(X, sample_weight, chunk_rows, batch_size: int, n_components=None) -> RowChunks:
+    """Row chunks of ``X`` for stepwise EM's mini-batches of ``batch_size`` rows.
+
+    With ``chunk_rows='auto'`` numpy input is cut into ``CHUNKS_PER_BATCH`` chunks per
+    mini-batch.  Not per core: the mini-batches, and so the fit, must not depend on
+    the machine.  Chunks over twice ``batch_size`` are warned about.
+    """
+    if chunk_rows == "auto" and not isinstance(X, da.Array):
+        chunk_rows = max(1, math.ceil(batch_size / CHUNKS_PER_BATCH))
+    rows = fit_rows(X, sample_weight, chunk_rows, n_components)
+    largest = max(rows.array.chunks[0])
+    if largest > 2 * batch_size:
+        logging.getLogger("daskgmm.online").warning(
+            "row chunks of up to %d rows are larger than batch_size=%d: each chunk is "
+            "one mini-batch; rechunk the rows for more updates per pass",
+            largest,
+            batch_size,
+        )
+    return rows

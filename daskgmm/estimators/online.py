@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-from contextlib import contextmanager
+from typing import Self
 
-import dask.array as da
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._typing import ArrayLike, Data, PathLike
 from ..engine.init import InitialGuess, estimator_initial_parameters
 from ..engine.passes import run_pass
-from ..engine.progress import FitProgress
 from ..engine.rows import RowChunks
 from ..io import is_source, training_data_fingerprint
 from ..kernels.checks import check_feature_count, check_feature_names
@@ -28,10 +26,10 @@ from . import online_state
 from .base import BaseGaussianMixture
 from .em import EMRun, LoopSettings, run_em
 from .fit_state import open_checkpoint
-from .inputs import fit_rows, training_input
+from .inputs import mini_batch_rows, training_input
 from .registry import StoredModel, register_model
-from .session import computing, report_of
-from .stepwise import CHUNKS_PER_BATCH, blend, mini_batches, step_size, warm_up_rows
+from .session import report_of, stepwise_computing
+from .stepwise import blend, mini_batches, step_size, warm_up_rows
 
 logger = logging.getLogger("daskgmm.online")
 
@@ -168,22 +166,8 @@ init_sample_size, chunk_rows, split_every
 
     # ------------------------------------------------------------------ fitting
     def _rows(self, X, sample_weight, n_components=None) -> RowChunks:
-        """Row chunks of ``X``; numpy input is cut into ``CHUNKS_PER_BATCH`` chunks
-        per mini-batch (``chunk_rows='auto'``).  Not per core: the mini-batches, and
-        so the fit, must not depend on the machine."""
-        chunk_rows = self.chunk_rows
-        if chunk_rows == "auto" and not isinstance(X, da.Array):
-            chunk_rows = max(1, math.ceil(self.batch_size / CHUNKS_PER_BATCH))
-        rows = fit_rows(X, sample_weight, chunk_rows, n_components)
-        largest = max(rows.array.chunks[0])
-        if largest > 2 * self.batch_size:
-            logger.warning(
-                "row chunks of up to %d rows are larger than batch_size=%d: each chunk is "
-                "one mini-batch; rechunk the rows for more updates per pass",
-                largest,
-                self.batch_size,
-            )
-        return rows
+        """Row chunks of ``X`` for mini-batches (:func:`.inputs.mini_batch_rows`)."""
+        return mini_batch_rows(X, sample_weight, self.chunk_rows, self.batch_size, n_components)
 
     def _initialise(self, rows: RowChunks, random_state) -> None:
         """Initial parameters from ``rows`` (or the given ones); empty online state."""
@@ -253,7 +237,15 @@ init_sample_size, chunk_rows, split_every
         run = EMRun(self._get_parameters(), self.lower_bound_)
         run_em(self, rows, run, steps, settings, after_step, self._bar)
 
-    def fit(self, X, y=None, sample_weight=None, *, checkpoint=None, performance_report=None):
+    def fit(
+        self,
+        X: Data,
+        y: object = None,
+        sample_weight: ArrayLike | None = None,
+        *,
+        checkpoint: PathLike | None = None,
+        performance_report: PathLike | None = None,
+    ) -> Self:
         """Fit by stepwise EM: ``max_passes`` shuffled passes over the row chunks.
 
         Parameters
@@ -275,6 +267,14 @@ init_sample_size, chunk_rows, split_every
         Returns
         -------
         self : OnlineGaussianMixture
+
+        Examples
+        --------
+        >>> import dask.array as da, daskgmm
+        >>> X = da.random.default_rng(0).normal(size=(4_000, 2), chunks=(500, 2))
+        >>> gm = daskgmm.OnlineGaussianMixture(2, batch_size=1_000, random_state=0).fit(X)
+        >>> gm.n_passes_, gm.n_batches_seen_, gm.means_.shape
+        (2, 8, (2, 2))
         """
         with report_of(performance_report, self.scheduler):
             training_data, names, feature_dim = self._fit(X, sample_weight, checkpoint)
@@ -293,7 +293,7 @@ init_sample_size, chunk_rows, split_every
         chunk_rows = rows.array.chunks[0]
         n_batches = len(mini_batches(np.arange(rows.n_chunks), chunk_rows, self.batch_size))
         saver = open_checkpoint(self, rows, checkpoint, random_state, training_data)
-        with self._computing(n_batches * self.max_passes):
+        with stepwise_computing(self, n_batches * self.max_passes):
             place = online_state.restore_checkpoint(self, saver)
             if place is None:
                 self._initialise(rows, random_state)
@@ -349,7 +349,9 @@ init_sample_size, chunk_rows, split_every
         self._set_parameters(*m_step(self._online_stats, self.reg_covar))
         self.lower_bound_ = stats.mean_log_likelihood
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(
+        self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
+    ) -> Self:
         """Update the model with one new block of rows.
 
         The block is split into mini-batches of ``batch_size`` rows (whole
@@ -359,6 +361,15 @@ init_sample_size, chunk_rows, split_every
 
         ``X`` (numpy or dask, ``n_rows`` rows), ``y`` and ``sample_weight`` are
         as for :meth:`fit`; returns ``self``.
+
+        Examples
+        --------
+        >>> import numpy as np, daskgmm
+        >>> gm = daskgmm.OnlineGaussianMixture(2, batch_size=500, random_state=0)
+        >>> for block in np.random.default_rng(0).normal(size=(3, 1_000, 2)):  # one a day
+        ...     gm = gm.partial_fit(block)
+        >>> gm.n_batches_seen_, gm.n_samples_seen_
+        (6, 3000)
         """
         validate_parameters(self.get_params())
         first = not hasattr(self, "n_batches_seen_")
@@ -369,7 +380,7 @@ init_sample_size, chunk_rows, split_every
         if not first:
             check_feature_count(rows.n_features, self.n_features_in_, type(self).__name__)
         batches = mini_batches(np.arange(rows.n_chunks), rows.array.chunks[0], self.batch_size)
-        with self._computing(len(batches)):
+        with stepwise_computing(self, len(batches)):
             if first:
                 self._initialise(rows, check_random_state(self.random_state))
             self._run(rows, batches)
@@ -377,18 +388,6 @@ init_sample_size, chunk_rows, split_every
             self._record_feature_names(names, feature_dim)
         self.training_data_ = training_data_fingerprint(X)
         return self
-
-    @contextmanager
-    def _computing(self, n_batches: int):
-        """Single-threaded BLAS, the chosen scheduler and, with ``progress``, the bar."""
-        self._bar = FitProgress(n_batches, label="online EM") if self.progress else None
-        try:
-            with computing(self.scheduler, self._bar):
-                yield
-        finally:
-            if self._bar is not None:
-                self._bar.close(f"{self.n_batches_seen_} mini-batches seen")
-            self._bar = None
 
     # --------------------------------------------------------------- storage
     def _extra_state(self) -> tuple[dict, dict]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import inspect
 import logging
+from typing import Self
 
 import numpy as np
 
+from .._typing import ArrayLike, Data
 from ..engine.passes import run_pass
 from ..engine.rows import RowChunks
 from ..kernels.variational import responsibility_entropy, variational_lower_bound
@@ -147,6 +149,20 @@ training_data_
         As for :class:`daskgmm.OnlineGaussianMixture`.
     warm_up_batches_ : None
         There is no warm-up: the priors make every M-step well posed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm import OnlineBayesianGaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-5, 1, (500, 2)), rng.normal(5, 1, (500, 2))])
+    >>> X = rng.permutation(X)
+    >>> bgm = OnlineBayesianGaussianMixture(5, batch_size=250, random_state=0).fit(X)
+    >>> bgm.n_batches_seen_, len(bgm.lower_bounds_), bgm.means_.shape   # 2 passes of 4
+    (8, 8, (5, 2))
+    >>> svi = OnlineBayesianGaussianMixture(5, method="svi", batch_size=250, random_state=0)
+    >>> svi.fit(X).predict(X[:3]).shape
+    (3,)
     """
 
     #: Fitted attributes saved by :meth:`_extra_state` rather than as plain values.
@@ -205,7 +221,9 @@ training_data_
             self._partition, rows.array.chunks[0], self.batch_size, random_state
         )
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(
+        self, X: Data, y: object = None, sample_weight: ArrayLike | None = None
+    ) -> Self:
         """Update the posterior with one new block of rows.
 
         The block is split into mini-batches of ``batch_size`` rows (whole
@@ -216,6 +234,17 @@ training_data_
 
         ``X`` (numpy or dask, ``n_rows`` rows), ``y`` and ``sample_weight`` are
         as for :meth:`fit`; returns ``self``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from daskgmm import OnlineBayesianGaussianMixture
+        >>> bgm = OnlineBayesianGaussianMixture(4, batch_size=500, random_state=0)
+        >>> rng = np.random.default_rng(0)
+        >>> for block in range(3):
+        ...     bgm = bgm.partial_fit(rng.normal(size=(1_000, 2)))
+        >>> bgm.n_samples_seen_, bgm.weights_.shape
+        (3000, (4,))
         """
         if hasattr(self, "_memo"):
             self._memo = state.fold(self._memo)

@@ -7,8 +7,13 @@ each estimator class joins with :func:`register_model`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .._typing import PathLike
 from ..store import model_files
+
+if TYPE_CHECKING:
+    from .base import BaseGaussianMixture
 
 #: Class name -> class of every estimator whose models can be saved and loaded.
 MODEL_CLASSES: dict[str, type] = {}
@@ -23,7 +28,7 @@ def register_model(cls: type) -> type:
 class StoredModel:
     """Mixin giving an estimator ``save(path)``."""
 
-    def save(self, path, *, overwrite: bool = False) -> Path:
+    def save(self, path: PathLike, *, overwrite: bool = False) -> Path:
         """Save the fitted model to the directory ``path``: JSON metadata and a
         ``.npz`` of arrays, checksummed, written atomically; never pickle.
 
@@ -47,7 +52,7 @@ class StoredModel:
         return model_files.save(self, path, MODEL_CLASSES, overwrite=overwrite)
 
 
-def load(path):
+def load(path: PathLike) -> BaseGaussianMixture:
     """Load a model saved by ``save``.
 
     Parameters

@@ -45,3 +45,17 @@ def computing(scheduler, bar: FitProgress | None = None):
         ChunkProgress(bar) if bar is not None else nullcontext(),
     ):
         yield
+
+
+@contextmanager
+def stepwise_computing(model, n_batches: int):
+    """:func:`computing` for ``n_batches`` mini-batches of a stepwise fit; with the
+    model's ``progress``, its bar is ``model._bar`` meanwhile."""
+    model._bar = FitProgress(n_batches, label="online EM") if model.progress else None
+    try:
+        with computing(model.scheduler, model._bar):
+            yield
+    finally:
+        if model._bar is not None:
+            model._bar.close(f"{model.n_batches_seen_} mini-batches seen")
+        model._bar = None

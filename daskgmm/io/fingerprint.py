@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._typing import Data
 from ..kernels.devices import host_dtype, namespace
 
 logger = logging.getLogger("daskgmm.fingerprint")
@@ -98,7 +99,7 @@ def _store_fingerprint(location: str) -> dict:
     return out
 
 
-def data_fingerprint(X) -> dict:
+def data_fingerprint(X: Data) -> dict:
     """Describe ``X`` (a store path/URL, zarr, xarray, dask or numpy array) as JSON.
 
     Parameters
@@ -177,7 +178,7 @@ def _rows_fingerprint(view) -> dict:
     }
 
 
-def training_data_fingerprint(X) -> dict:
+def training_data_fingerprint(X: Data) -> dict:
     """:func:`data_fingerprint` for a model's metadata; never fails a fit.
 
     Parameters
@@ -190,6 +191,14 @@ def training_data_fingerprint(X) -> dict:
     dict
         The fingerprint plus ``recorded`` (UTC time); when ``X`` cannot be
         described, ``kind`` is its type name and ``error`` says why.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm.io import training_data_fingerprint
+    >>> fingerprint = training_data_fingerprint(np.zeros((100, 3)))
+    >>> fingerprint["kind"], "recorded" in fingerprint
+    ('numpy', True)
     """
     recorded = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     try:

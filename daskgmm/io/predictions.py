@@ -10,11 +10,13 @@ import datetime as _dt
 import errno
 import hashlib
 import logging
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
+from .._typing import Data, Mixture, PathLike
 from .._version import __version__
 from ..engine.compute import compute, joinable_threads
 from ..engine.samples import unflatten_samples
@@ -31,15 +33,33 @@ COMPLETE_ATTR = "daskgmm_complete"
 
 
 def label_dtype(n_components: int) -> np.dtype:
-    """Smallest signed integer dtype holding 0..K-1 and the fill value -1."""
+    """Smallest signed integer dtype holding 0..K-1 and the fill value -1.
+
+    Examples
+    --------
+    >>> from daskgmm.io import label_dtype
+    >>> label_dtype(8), label_dtype(200)
+    (dtype('int8'), dtype('int16'))
+    """
     for dtype in (np.int8, np.int16, np.int32):
         if n_components - 1 <= np.iinfo(dtype).max:
             return np.dtype(dtype)
     return np.dtype(np.int64)
 
 
-def model_attributes(model) -> dict:
-    """What a written prediction records about the model that made it."""
+def model_attributes(model: Mixture) -> dict:
+    """What a written prediction records about the model that made it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskgmm import GaussianMixture
+    >>> from daskgmm.io import model_attributes
+    >>> gm = GaussianMixture(2, random_state=0).fit(np.random.default_rng(0).normal(size=(100, 2)))
+    >>> attrs = model_attributes(gm)
+    >>> attrs["model_class"], attrs["daskgmm_version"] == __import__("daskgmm").__version__
+    ('GaussianMixture', True)
+    """
     digest = hashlib.sha256()
     for arr in (model.weights_, model.means_, model.precisions_cholesky_):
         digest.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
@@ -83,17 +103,17 @@ def _fill_of(name: str, dtype):
 
 
 def write_predictions(
-    model,
-    source,
-    store,
+    model: Mixture,
+    source: Data,
+    store: PathLike | MutableMapping,
     *,
-    variables=None,
+    variables: str | Sequence[str] | None = None,
     feature_dim: str | None = None,
     fill_value: Any = "auto",
     labels: bool = True,
     proba: bool = False,
     log_density: bool = False,
-    region=None,
+    region: dict[str, slice] | None = None,
     overwrite: bool = False,
     storage_options: dict | None = None,
 ) -> dict:

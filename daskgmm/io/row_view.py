@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import dask.array as da
 import numpy as np
 
 from ..engine.samples import unflatten_samples
 from .lazy import _xarray
+
+if TYPE_CHECKING:
+    import xarray
 
 
 @dataclass
@@ -62,22 +67,63 @@ class RowView:
 
     @property
     def sample_shape(self) -> tuple:
+        """The shape of the sample dimensions (the source's shape less the features).
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> from daskgmm import io
+        >>> view = io.open_rows(xr.DataArray(np.zeros((2, 3, 4)), dims=("y", "x", "band")))
+        >>> view.sample_shape, view.sample_dims
+        ((2, 3), ('y', 'x'))
+        """
         return tuple(sum(c) for c in self.sample_chunks)
 
     @property
     def n_samples(self) -> int:
+        """Rows: the product of :attr:`sample_shape`.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> from daskgmm import io
+        >>> view = io.open_rows(xr.DataArray(np.zeros((2, 3, 4)), dims=("y", "x", "band")))
+        >>> view.n_samples
+        6
+        """
         return int(self.data.shape[0])
 
     @property
     def n_features(self) -> int:
+        """Features per row: the length of the feature dimension.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> from daskgmm import io
+        >>> view = io.open_rows(xr.DataArray(np.zeros((2, 3, 4)), dims=("y", "x", "band")))
+        >>> view.n_features, view.feature_dim
+        (4, 'band')
+        """
         return int(self.data.shape[1])
 
     @property
     def shape(self) -> tuple:
-        """``(n_samples, n_features)``, as an array's shape (for ``bic``/``aic``)."""
+        """``(n_samples, n_features)``, as an array's shape (for ``bic``/``aic``).
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> from daskgmm import io
+        >>> view = io.open_rows(xr.DataArray(np.zeros((2, 3, 4)), dims=("y", "x", "band")))
+        >>> view.shape
+        (6, 4)
+        """
         return tuple(self.data.shape)
 
-    def to_samples(self, values: da.Array, name: str | None = None, attrs: dict | None = None):
+    def to_samples(
+        self, values: da.Array, name: str | None = None, attrs: dict | None = None
+    ) -> da.Array | xarray.DataArray:
         """Per-row results back on the sample dimensions, lazily.
 
         Parameters
@@ -92,6 +138,15 @@ class RowView:
         -------
         dask.array.Array of the sample shape (plus K), or an xarray.DataArray on
         the sample dimensions (plus ``component`` with coordinates 0..K-1).
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> from daskgmm import io
+        >>> view = io.open_rows(xr.DataArray(np.zeros((2, 3, 4)), dims=("y", "x", "band")))
+        >>> labels = view.data.sum(axis=1).astype(int)         # one value per row
+        >>> view.to_samples(labels, name="labels").dims, view.to_samples(labels).shape
+        (('y', 'x'), (2, 3))
         """
         out = unflatten_samples(values, self.sample_chunks)
         if not self.is_xarray:
@@ -104,7 +159,7 @@ class RowView:
             coords["component"] = np.arange(values.shape[1])
         return xr.DataArray(out, dims=dims, coords=coords, name=name, attrs=attrs or {})
 
-    def in_feature_order(self, names) -> RowView:
+    def in_feature_order(self, names: Sequence) -> RowView:
         """The same rows with their features taken by label in the order of ``names``.
 
         Lazy (a column selection of ``data``).  Returned as is when the features
@@ -119,6 +174,16 @@ class RowView:
         ------
         ValueError
             Naming the labels that are missing and those that are not in ``names``.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> from daskgmm import io
+        >>> cube = xr.DataArray(np.arange(6.0).reshape(2, 3), dims=("pixel", "band"),
+        ...                     coords={"band": ["red", "green", "blue"]})
+        >>> view = io.open_rows(cube, feature_dim="band").in_feature_order(["blue", "red", "green"])
+        >>> view.feature_names, view.data[0].compute().tolist()
+        (['blue', 'red', 'green'], [2.0, 0.0, 1.0])
         """
         given = self.feature_names
         if given is None or not all(isinstance(n, str) for n in given):

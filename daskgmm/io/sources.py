@@ -9,6 +9,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from .._typing import Data, Mixture
 from .lazy import _xarray, _zarr
 from .readers import (
     as_float_masked,
@@ -24,9 +25,19 @@ from .readers import (
 from .row_view import RowView
 
 
-def is_source(X) -> bool:
+def is_source(X: object) -> bool:
     """Whether ``X`` is for :func:`open_rows`: a store path or URL, a zarr or xarray
-    object, or a :class:`RowView`, rather than an array."""
+    object, or a :class:`RowView`, rather than an array.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from daskgmm import io
+    >>> io.is_source("cube.zarr"), io.is_source(xr.DataArray(np.zeros(3)))
+    (True, True)
+    >>> io.is_source(np.zeros(3))                   # arrays are rows already
+    False
+    """
     if isinstance(X, (str, os.PathLike)):
         return True
     module = type(X).__module__
@@ -34,12 +45,12 @@ def is_source(X) -> bool:
 
 
 def open_rows(
-    source,
+    source: Data,
     variables: str | Sequence[str] | None = None,
     *,
     feature_dim: str | None = None,
     feature_axis: int | None = None,
-    chunks=None,
+    chunks: Any = None,
     fill_value: Any = "auto",
     storage_options: dict | None = None,
 ) -> RowView:
@@ -133,8 +144,8 @@ def _open(source, variables, feature_dim, feature_axis, chunks, fill, storage_op
 
 
 def rows_for_model(
-    model,
-    source,
+    model: Mixture,
+    source: Data,
     variables: str | Sequence[str] | None = None,
     *,
     feature_dim: str | None = None,
@@ -164,6 +175,17 @@ def rows_for_model(
     ValueError
         When the source lacks the model's feature dimension, or labels that are
         missing or were not seen at fit time (naming them).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from daskgmm import GaussianMixture, io
+    >>> cube = xr.DataArray(np.random.default_rng(0).normal(size=(20, 30, 2)),
+    ...                     dims=("y", "x", "band"), coords={"band": ["red", "nir"]})
+    >>> gm = GaussianMixture(2, random_state=0, feature_dim="band").fit(cube)
+    >>> view = io.rows_for_model(gm, cube.sel(band=["nir", "red"]))   # put back in order
+    >>> view.feature_names, view.shape
+    (['red', 'nir'], (600, 2))
     """
     model_dim = getattr(model, "feature_dim", None) or getattr(model, "feature_dim_", None)
     view = _open(source, variables, feature_dim, None, None, fill_value, storage_options, model_dim)

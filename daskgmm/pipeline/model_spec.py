@@ -17,6 +17,19 @@ import math
 from ..errors import SpecError
 from ..kernels.params import PARAMETER_CONSTRAINTS
 
+
+def type_name(value) -> str:
+    """How a spec message names the TOML type of ``value`` ("an integer", "a table")."""
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
 #: ``[model]`` keys of the batch modes (``GaussianMixture``).
 BATCH_MODEL_KEYS = (
     "n_components",

@@ -93,6 +93,13 @@ class RunRecord:
         Error, or other detail.
     pid : int
     host : str
+
+    Examples
+    --------
+    >>> from daskgmm.pipeline import RunRecord
+    >>> record = RunRecord.begin("daily", "daily.toml", "refit").finish("nothing-new")
+    >>> record.pipeline, record.status
+    ('daily', 'nothing-new')
     """
 
     run_id: str
@@ -145,12 +152,27 @@ class RunRecord:
         return self
 
     def to_dict(self) -> dict:
-        """The record as a JSON-able dict."""
+        """The record as a JSON-able dict.
+
+        Examples
+        --------
+        >>> from daskgmm.pipeline import RunRecord
+        >>> record = RunRecord.begin("daily", "daily.toml", "refit")
+        >>> RunRecord.from_dict(record.to_dict()) == record
+        True
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunRecord:
-        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored."""
+        """Inverse of :meth:`to_dict`; unknown keys (from newer versions) are ignored.
+
+        Examples
+        --------
+        >>> from daskgmm.pipeline import RunRecord
+        >>> RunRecord.from_dict(RunRecord.begin("daily", "daily.toml", "online").to_dict()).mode
+        'online'
+        """
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -171,6 +193,18 @@ def read_records(path: str | os.PathLike, last: int | None = None) -> list[RunRe
 
     Lines that are not valid JSON (a writer cut off mid-line) are skipped with a
     warning.
+
+    Examples
+    --------
+    >>> from daskgmm.pipeline import RunRecord, read_records
+    >>> from daskgmm.pipeline.records import append_record
+    >>> for status in ("ok", "nothing-new"):
+    ...     record = RunRecord.begin("daily", "daily.toml", "refit").finish(status)
+    ...     append_record("runs.jsonl", record)
+    >>> [r.status for r in read_records("runs.jsonl")], len(read_records("runs.jsonl", last=1))
+    (['ok', 'nothing-new'], 1)
+    >>> read_records("no-such-file.jsonl")
+    []
     """
     path = Path(path)
     if not path.exists():

@@ -22,26 +22,19 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
 from .model_spec import check_model, suggest
+from .model_spec import type_name as _type_name
+
+if TYPE_CHECKING:
+    from ..estimators.base import BaseGaussianMixture
 
 #: The pipeline modes.
 MODES = ("refit", "warm_start", "online")
 #: What an online pipeline does when the source changed other than by appending.
 ON_CHANGE = ("refit", "error")
-
-
-def _type_name(value) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
 
 
 def _string(key, value):
@@ -138,6 +131,15 @@ class PipelineSpec:
         The pipeline's state directory: versions, ``current``, run records, lock.
     proba, log_density : bool
         Extra prediction outputs.
+
+    Examples
+    --------
+    >>> from daskgmm.pipeline.spec import parse_spec
+    >>> spec = parse_spec({"pipeline": {"mode": "refit"}, "input": {"store": "x.zarr"},
+    ...     "model": {"n_components": 3, "bayesian": True}, "output": {"directory": "out"}},
+    ...     "daily.toml", check_store=False)
+    >>> spec.name, spec.mode, spec.bayesian, spec.model
+    ('daily', 'refit', True, {'n_components': 3})
     """
 
     path: Path
@@ -162,6 +164,15 @@ class PipelineSpec:
 
         ``keep``, ``name``, ``on_change`` and ``require_converged`` are left out:
         they change what is kept or allowed, not what is computed.
+
+        Examples
+        --------
+        >>> from daskgmm.pipeline.spec import parse_spec
+        >>> spec = parse_spec({"pipeline": {"mode": "refit"}, "input": {"store": "x.zarr"},
+        ...     "model": {"n_components": 3, "bayesian": True}, "output": {"directory": "out"}},
+        ...     "daily.toml", check_store=False)
+        >>> spec.settings()["model.n_components"], spec.settings()["model.bayesian"]
+        (3, True)
         """
         return {
             "mode": self.mode,
@@ -176,8 +187,18 @@ class PipelineSpec:
             "output.log_density": self.log_density,
         }
 
-    def estimator(self, **extra):
-        """A new, unfitted estimator of the mode's class with ``[model]`` and ``extra``."""
+    def estimator(self, **extra: Any) -> BaseGaussianMixture:
+        """A new, unfitted estimator of the mode's class with ``[model]`` and ``extra``.
+
+        Examples
+        --------
+        >>> from daskgmm.pipeline.spec import parse_spec
+        >>> spec = parse_spec({"pipeline": {"mode": "refit"}, "input": {"store": "x.zarr"},
+        ...     "model": {"n_components": 3, "bayesian": True}, "output": {"directory": "out"}},
+        ...     "daily.toml", check_store=False)
+        >>> spec.estimator(random_state=0)
+        BayesianGaussianMixture(n_components=3, random_state=0)
+        """
         from ..estimators import (
             BayesianGaussianMixture,
             GaussianMixture,

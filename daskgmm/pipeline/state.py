@@ -81,6 +81,13 @@ class PipelineState:
     Parameters
     ----------
     directory : str or os.PathLike
+
+    Examples
+    --------
+    >>> from daskgmm.pipeline import PipelineState
+    >>> state = PipelineState("out/daily")          # nothing written yet
+    >>> state.current_version(), state.published(), state.versions()
+    (None, None, [])
     """
 
     def __init__(self, directory: str | os.PathLike):
@@ -101,7 +108,15 @@ class PipelineState:
         return f"{number:0{VERSION_DIGITS}d}"
 
     def version_path(self, number: int) -> Path:
-        """The directory of version ``number``."""
+        """The directory of version ``number``.
+
+        Examples
+        --------
+        >>> from daskgmm.pipeline import PipelineState
+        >>> state = PipelineState("out/daily")          # nothing written yet
+        >>> state.version_path(3).relative_to(state.directory).as_posix()
+        'versions/000003'
+        """
         return self.versions_dir / self.version_name(number)
 
     def partial_path(self, number: int) -> Path:
@@ -109,7 +124,15 @@ class PipelineState:
         return self.versions_dir / (self.version_name(number) + PARTIAL_SUFFIX)
 
     def current_version(self) -> int | None:
-        """The published version number, or None before the first publish."""
+        """The published version number, or None before the first publish.
+
+        Examples
+        --------
+        >>> from daskgmm.pipeline import PipelineState
+        >>> state = PipelineState("out/daily")          # nothing written yet
+        >>> state.current_version() is None              # before the first publish
+        True
+        """
         try:
             target = os.readlink(self.current_link)
         except FileNotFoundError:
@@ -120,7 +143,15 @@ class PipelineState:
         return int(name)
 
     def published(self) -> dict | None:
-        """The published version's manifest (with ``path`` added), or None."""
+        """The published version's manifest (with ``path`` added), or None.
+
+        Examples
+        --------
+        >>> from daskgmm.pipeline import PipelineState
+        >>> state = PipelineState("out/daily")          # nothing written yet
+        >>> state.published() is None
+        True
+        """
         number = self.current_version()
         if number is None:
             return None
@@ -129,7 +160,15 @@ class PipelineState:
         return {**manifest, "path": str(path)}
 
     def versions(self) -> list[int]:
-        """Complete version numbers present, ascending."""
+        """Complete version numbers present, ascending.
+
+        Examples
+        --------
+        >>> from daskgmm.pipeline import PipelineState
+        >>> state = PipelineState("out/daily")          # nothing written yet
+        >>> state.versions()
+        []
+        """
         if not self.versions_dir.is_dir():
             return []
         return sorted(int(p.name) for p in self.versions_dir.iterdir() if p.name.isdigit())

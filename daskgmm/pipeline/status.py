@@ -32,6 +32,17 @@ class PipelineStatus:
         The lock holder's note, with ``alive`` (whether that process still runs on
         this host; None for another host), when a run holds or held the lock
         without finishing.
+
+    Examples
+    --------
+    >>> from daskgmm.pipeline import PipelineStatus
+    >>> from daskgmm.pipeline.spec import parse_spec
+    >>> spec = parse_spec(
+    ...     {"pipeline": {"mode": "refit"}, "input": {"store": "x.zarr"},
+    ...      "model": {"n_components": 2}, "output": {"directory": "out"}},
+    ...     "daily.toml", check_store=False)
+    >>> PipelineStatus(spec, published=None).to_dict()["published"] is None
+    True
     """
 
     spec: PipelineSpec
@@ -46,6 +57,19 @@ class PipelineStatus:
         Returns
         -------
         dict
+
+        Examples
+        --------
+        >>> import json
+        >>> from daskgmm.pipeline import PipelineStatus
+        >>> from daskgmm.pipeline.spec import parse_spec
+        >>> spec = parse_spec(
+        ...     {"pipeline": {"mode": "online"}, "input": {"store": "x.zarr"},
+        ...      "model": {"n_components": 2}, "output": {"directory": "out"}},
+        ...     "daily.toml", check_store=False)
+        >>> data = PipelineStatus(spec, published=None, versions=[1, 2]).to_dict()
+        >>> data["versions"], bool(json.dumps(data))
+        ([1, 2], True)
         """
         return {
             "pipeline": self.spec.name,

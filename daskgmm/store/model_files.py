@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._typing import PathLike
 from .._version import __version__
 from ..errors import ModelFileError
 from ..kernels.checks import check_is_fitted
@@ -76,6 +77,18 @@ def metadata_checksum(meta: dict) -> str:
 
     Taken over the canonical JSON text (sorted keys, no spaces), which a JSON
     round trip reproduces exactly.
+
+    Examples
+    --------
+    >>> from daskgmm.store import metadata_checksum
+    >>> digest = metadata_checksum({"class": "GaussianMixture", "n_components": 2})
+    >>> len(digest)                                 # hex SHA-256
+    64
+    >>> metadata_checksum({"n_components": 2, "class": "GaussianMixture"}) == digest
+    True
+    >>> metadata_checksum({"class": "GaussianMixture", "n_components": 2,
+    ...                    "metadata_sha256": "anything"}) == digest
+    True
     """
     body = {k: v for k, v in meta.items() if k != "metadata_sha256"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
@@ -188,7 +201,7 @@ def _read_meta(path: Path) -> dict:
     return meta
 
 
-def read_metadata(path) -> dict:
+def read_metadata(path: PathLike) -> dict:
     """The metadata (``model.json``) of a saved model, its schema version checked.
 
     Reads no arrays: use :func:`load` to check a model whole.

@@ -209,12 +209,61 @@ def draw_online(fig_axes) -> list[str]:
     return ["bench_online.json", "bench_online_grid_seed1.json"]
 
 
+def draw_bayesian(fig_axes) -> list[str]:
+    """Streaming variational Bayes against batch: the gap to batch VB's final bound."""
+    fig, axes = fig_axes
+    data = _load("bench_bayesian.json")
+    threshold = data["threshold_nats_per_sample"]
+    for ax, result in zip(axes, data["results"], strict=False):
+        batch = result["batch"]
+        target = batch["target"]
+        gaps = [max(target - b, 1e-6) for b in batch["bounds"]]
+        ax.plot(range(1, len(gaps) + 1), gaps, "-", color="black", label="batch VB")
+        for run, colour in zip(result["streaming"], ("#1f77b4", "#d62728"), strict=False):
+            points = run["trajectory"]
+            ax.plot([q["passes"] for q in points],
+                    [max(target - q["bound"], 1e-6) for q in points],
+                    "--", color=colour, label=run["method"])
+        ax.axhline(threshold, color="0.6", lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_xlabel("passes over the data")
+        ax.set_title(f"{result['name']}: {result['rows']:,} x {result['features']}, "
+                     f"K={result['n_components']} {result['covariance_type']}", fontsize=9)
+    axes[0].set_ylabel("nats/sample below batch VB's bound\n(gaps <= 0 drawn at 1e-6)")
+    axes[0].legend(fontsize=7)
+    return ["bench_bayesian.json"]
+
+
+def draw_events(fig_axes) -> list[str]:
+    """Seconds per iteration on a 2-worker LocalCluster, before and after the records."""
+    import numpy as np
+
+    fig, ax = fig_axes
+    data = _load("bench_events.json")
+    medians = data["median_of_rounds"]
+    inputs = list(medians)
+    variants = list(medians[inputs[0]])
+    x = np.arange(len(inputs))
+    width = 0.8 / len(variants)
+    for i, variant in enumerate(variants):
+        values = [medians[name][variant]["s_per_iter"] for name in inputs]
+        ax.bar(x + (i - (len(variants) - 1) / 2) * width, values, width, label=variant)
+    ax.set_xticks(x, [f"{name} input" for name in inputs])
+    ax.set_ylabel("seconds per EM iteration (median of rounds)")
+    ax.set_title(f"{data['data']['rows']:,} x {data['data']['features']}, "
+                 f"K={data['data']['components']}, {data['cluster']}", fontsize=9)
+    ax.legend(fontsize=7, loc="lower center")
+    return ["bench_events.json"]
+
+
 #: name -> (draw function, figure width, height, columns)
 FIGURES = {
     "speed": (draw_speed, 11, 4.2, 2),
     "scaling": (draw_scaling, 13, 3.6, 4),
     "memory": (draw_memory, 11, 4, 2),
     "online": (draw_online, 11, 4.4, 2),
+    "bayesian": (draw_bayesian, 13, 3.8, 3),
+    "events": (draw_events, 7, 4, 1),
 }
 
 
