@@ -61,8 +61,10 @@ def _figure(width: float, height: float, ncols: int = 1):
 
 
 def draw_speed(fig_axes) -> list[str]:
-    """Seconds per EM iteration, scikit-learn against daskgmm, same data and start."""
-    fig, (a, b) = fig_axes
+    """Seconds per EM iteration, scikit-learn against daskgmm, same data and start; and
+    the speed-up over scikit-learn of Spark MLlib and of daskgmm, each measured side by
+    side with scikit-learn."""
+    fig, (a, b, c) = fig_axes
     em = _load("bench_em.json")
     labels = [
         f"N={c['n_samples']:,}\nD={c['n_features']} K={c['n_components']} {c['covariance_type']}"
@@ -80,7 +82,32 @@ def draw_speed(fig_axes) -> list[str]:
     _bars(b, labels, [r["sklearn_s_per_iter"] for r in last],
           [r["threads_s_per_iter"] for r in last],
           f"bench_scaling: {last[0]['threads']} threads (compiled E-step)")
-    return ["bench_em.json", "bench_scaling.json"]
+    _speedups(c)
+    return ["bench_em.json", "bench_scaling.json", "spark_mllib.json"]
+
+
+def _speedups(ax) -> None:
+    """Speed-up over scikit-learn, each measured side by side with it in its own run:
+    Spark MLlib (the recorded comparison) and daskgmm (bench_em), N=1e6 D=16 K=8 full."""
+    spark = _load("spark_mllib.json")["cases"][0]
+    ours = next(
+        c
+        for c in _load("bench_em.json")["cases"]
+        if (c["n_samples"], c["n_features"], c["n_components"], c["covariance_type"])
+        == (spark["n_samples"], spark["n_features"], spark["n_components"], "full")
+    )
+    names = ["scikit-learn", "Spark MLlib\n(recorded)", "daskgmm\n(bench_em)"]
+    ratios = [
+        1.0,
+        spark["sklearn_s_per_iter"] / spark["spark_s_per_iter"],
+        ours["sklearn_s_per_iter"] / ours["daskgmm_s_per_iter"],
+    ]
+    bars = ax.bar(names, ratios, color=["#999999", "#ff7f0e", "#1f77b4"])
+    for bar, ratio in zip(bars, ratios, strict=True):
+        ax.annotate(f"{ratio:.1f}x", (bar.get_x() + bar.get_width() / 2, ratio), ha="center",
+                    va="bottom", fontsize=8)
+    ax.set_ylabel("speed-up over scikit-learn (same run)")
+    ax.set_title("N=1,000,000 D=16 K=8 full, 2 cores", fontsize=9)
 
 
 def _bars(ax, labels, sklearn, ours, title) -> None:
@@ -258,7 +285,7 @@ def draw_events(fig_axes) -> list[str]:
 
 #: name -> (draw function, figure width, height, columns)
 FIGURES = {
-    "speed": (draw_speed, 11, 4.2, 2),
+    "speed": (draw_speed, 15, 4.2, 3),
     "scaling": (draw_scaling, 13, 3.6, 4),
     "memory": (draw_memory, 11, 4, 2),
     "online": (draw_online, 11, 4.4, 2),
