@@ -1,5 +1,6 @@
 """OnlineBayesianGaussianMixture: memoized online variational Bayes and SVI."""
 
+import inspect
 import warnings
 
 import dask.array as da
@@ -7,7 +8,11 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from daskgmm import BayesianGaussianMixture, OnlineBayesianGaussianMixture
+from daskgmm import (
+    BayesianGaussianMixture,
+    OnlineBayesianGaussianMixture,
+    OnlineGaussianMixture,
+)
 from daskgmm.estimators import load
 from daskgmm.estimators.stepwise import mini_batches, revisiting_order
 from daskgmm.kernels.estep import chunk_stats
@@ -323,3 +328,19 @@ def test_bad_inputs_get_the_batch_models_errors_before_any_pass(params, error, m
         with pytest.raises(error) as batch_error:
             BayesianGaussianMixture(2, **batch_params).fit(X)
         assert str(batch_error.value) == str(online_error.value)
+
+
+def test_shared_parameters_have_the_parents_defaults():
+    """The constructor lists its parameters explicitly; those it shares with
+    BayesianGaussianMixture (the model, the priors) and OnlineGaussianMixture (the
+    mini-batches) keep their defaults."""
+    ours = inspect.signature(OnlineBayesianGaussianMixture).parameters
+    for parent in (BayesianGaussianMixture, OnlineGaussianMixture):
+        theirs = inspect.signature(parent).parameters
+        for name in set(ours) & set(theirs):
+            assert ours[name].default == theirs[name].default, (parent.__name__, name)
+    priors = {
+        name for name in inspect.signature(BayesianGaussianMixture).parameters if "prior" in name
+    }
+    assert priors <= set(ours)
+    assert ours["method"].default == "memoized"

@@ -10,7 +10,6 @@ global statistics by memoized online VB or by SVI
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import Self
 
@@ -28,51 +27,6 @@ from .registry import register_model
 from .stepwise import revisiting_order
 
 logger = logging.getLogger("daskgmm.online")
-
-
-def _borrowed(cls: type, *names: str) -> list[inspect.Parameter]:
-    """Parameters of ``cls``'s constructor, with their defaults."""
-    parameters = inspect.signature(cls).parameters
-    return [parameters[name] for name in names]
-
-
-#: The constructor's parameters: the batch variational model's (its priors: every
-#: parameter named ``*prior*``) and the online estimator's, taken from their
-#: signatures so that the defaults never drift apart, and ``method``.
-#: scikit-learn's ``get_params`` reads them from here.
-PARAMETERS = inspect.Signature(
-    [
-        *_borrowed(BayesianGaussianMixture, "n_components", "covariance_type"),
-        inspect.Parameter("method", inspect.Parameter.KEYWORD_ONLY, default="memoized"),
-        *_borrowed(
-            OnlineGaussianMixture,
-            "reg_covar",
-            "max_passes",
-            "batch_size",
-            "t0",
-            "kappa",
-            "final_batch_pass",
-            "init_params",
-        ),
-        *(
-            p
-            for p in inspect.signature(BayesianGaussianMixture).parameters.values()
-            if "prior" in p.name
-        ),
-        *_borrowed(
-            OnlineGaussianMixture,
-            "random_state",
-            "init_sample_size",
-            "chunk_rows",
-            "split_every",
-            "nan_policy",
-            "compute_dtype",
-            "feature_dim",
-            "progress",
-            "scheduler",
-        ),
-    ]
-)
 
 
 @register_model
@@ -173,17 +127,60 @@ training_data_
         "lower_bounds_",
     )
 
-    def __init__(self, *args, **kwargs):
-        bound = PARAMETERS.bind(*args, **kwargs)
-        bound.apply_defaults()
-        vars(self).update(bound.arguments)
-
-    __init__.__signature__ = PARAMETERS.replace(
-        parameters=[
-            inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY),
-            *PARAMETERS.parameters.values(),
-        ]
-    )
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        method="memoized",
+        reg_covar=1e-06,
+        max_passes=2,
+        batch_size=20_000,
+        t0=1.0,
+        kappa=0.6,
+        final_batch_pass=False,
+        init_params="kmeans",
+        weight_concentration_prior_type="dirichlet_process",
+        weight_concentration_prior=None,
+        mean_precision_prior=None,
+        mean_prior=None,
+        degrees_of_freedom_prior=None,
+        covariance_prior=None,
+        random_state=None,
+        init_sample_size=100_000,
+        chunk_rows="auto",
+        split_every=None,
+        nan_policy="raise",
+        compute_dtype="float64",
+        feature_dim=None,
+        progress=False,
+        scheduler=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.method = method
+        self.reg_covar = reg_covar
+        self.max_passes = max_passes
+        self.batch_size = batch_size
+        self.t0 = t0
+        self.kappa = kappa
+        self.final_batch_pass = final_batch_pass
+        self.init_params = init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.random_state = random_state
+        self.init_sample_size = init_sample_size
+        self.chunk_rows = chunk_rows
+        self.split_every = split_every
+        self.nan_policy = nan_policy
+        self.compute_dtype = compute_dtype
+        self.feature_dim = feature_dim
+        self.progress = progress
+        self.scheduler = scheduler
 
     # ------------------------------------------------------------------ fitting
     def _set_initial_parameters(self, rows: RowChunks, random_state) -> None:
