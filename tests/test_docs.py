@@ -18,13 +18,11 @@ from __future__ import annotations
 import doctest
 import importlib
 import re
-import shlex
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from test_readme import BLOCK, MAKE_DATA, _run
+from test_readme import BLOCK, _run, make_workdir
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -44,14 +42,7 @@ PAGES_WITH_CODE = [p for p in PAGES if _python_blocks(p)]
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """The README's stores, made by its own commands, and a copy of the specs."""
-    path = tmp_path_factory.mktemp("docs")
-    shutil.copytree(
-        ROOT / "pipelines", path / "pipelines", ignore=shutil.ignore_patterns("data", "out")
-    )
-    for line in MAKE_DATA:
-        done = _run([sys.executable, "-m", "daskgmm", *shlex.split(line)[1:]], path)
-        assert done.returncode == 0, f"{line}\n{done.stderr}"
-    return path
+    return make_workdir(tmp_path_factory.mktemp("docs"))
 
 
 def test_the_guide_has_python_to_run():

@@ -50,10 +50,9 @@ def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complet
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A directory with the README's stores (made by its own commands) and specs."""
-    path = tmp_path_factory.mktemp("readme")
+def make_workdir(path: Path) -> Path:
+    """Fill ``path`` with the README's stores (made by its own commands) and a copy of
+    the specs (the docs' pages read the same ones)."""
     shutil.copytree(
         ROOT / "pipelines", path / "pipelines", ignore=shutil.ignore_patterns("data", "out")
     )
@@ -61,6 +60,11 @@ def workdir(tmp_path_factory) -> Path:
         done = _run([sys.executable, "-m", "daskgmm", *shlex.split(line)[1:]], path)
         assert done.returncode == 0, f"{line}\n{done.stderr}"
     return path
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return make_workdir(tmp_path_factory.mktemp("readme"))
 
 
 def test_the_readme_makes_its_data_and_has_python_examples():
