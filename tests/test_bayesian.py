@@ -22,7 +22,6 @@ from sklearn.mixture import BayesianGaussianMixture as SklearnBGM
 
 import daskgmm
 from daskgmm import BayesianGaussianMixture
-from daskgmm.engine.rows import prepare_rows
 from daskgmm.kernels.estep import chunk_stats
 from daskgmm.kernels.responsibilities import EStep
 from daskgmm.kernels.variational import responsibility_entropy, variational_log_density
@@ -461,5 +460,3 @@ def test_clone_and_get_params_are_sklearns():
     copy_ = clone(model)
     assert copy_.get_params() == model.get_params()
     assert copy.deepcopy(model).weight_concentration_prior == 0.1
-    rows = prepare_rows(_blobs(n_per=20))
-    assert rows.data_moments is None
