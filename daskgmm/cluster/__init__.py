@@ -26,7 +26,13 @@ the environment ``dask worker`` starts in.
 
 from ..errors import ClusterConnectionError, SchedulerConnectionError
 from .blas import BLAS_PLUGIN_NAME, limit_worker_blas
-from .client import current_client, quiet_logs, scheduler_address, scheduler_in_use
+from .client import (
+    current_client,
+    quiet_logs,
+    scheduler_address,
+    scheduler_in_use,
+    scheduler_threads,
+)
 from .connect import CONNECT_TIMEOUT, cluster_from_options, connect
 from .local import WORKER_MALLOC_ENV, close, dashboard_link, start_local_cluster
 from .progress import compute_with_progress
@@ -49,5 +55,6 @@ __all__ = [
     "quiet_logs",
     "scheduler_address",
     "scheduler_in_use",
+    "scheduler_threads",
     "start_local_cluster",
 ]

@@ -28,6 +28,27 @@ def current_client() -> Client | None:
     return None
 
 
+def scheduler_threads() -> int:
+    """How many tasks the scheduler in use runs at once: the threads of a
+    distributed cluster's workers, else dask's ``num_workers`` or the CPU count
+    (1 for the synchronous scheduler).
+
+    Examples
+    --------
+    >>> import dask
+    >>> from daskgmm.cluster import scheduler_threads
+    >>> with dask.config.set(scheduler="sync"):
+    ...     scheduler_threads()
+    1
+    """
+    client = current_client()
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    if dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded"):
+        return 1
+    return max(1, int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT))
+
+
 @contextmanager
 def scheduler_in_use(scheduler: str | Client | None) -> Iterator[None]:
     """Compute with ``scheduler`` inside the block: 'threads', 'sync', 'processes' or
