@@ -9,10 +9,12 @@ from ._version import __version__
 __all__ = [
     "BayesianGaussianMixture",
     "GaussianMixture",
+    "MixtureSelection",
     "OnlineBayesianGaussianMixture",
     "OnlineGaussianMixture",
     "__version__",
     "load",
+    "select_mixture",
 ]
 
 # The estimators pull in scikit-learn and dask (~1-2 s); they load on first use, so
@@ -23,15 +25,19 @@ _LAZY = {
     "OnlineBayesianGaussianMixture": "estimators",
     "OnlineGaussianMixture": "estimators",
     "load": "estimators",
+    "MixtureSelection": "estimators",
+    "select_mixture": "estimators",
 }
 
 if TYPE_CHECKING:
     from .estimators import (
         BayesianGaussianMixture,
         GaussianMixture,
+        MixtureSelection,
         OnlineBayesianGaussianMixture,
         OnlineGaussianMixture,
         load,
+        select_mixture,
     )
 
 

@@ -287,6 +287,23 @@ def plot_weights(model: BaseGaussianMixture, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def _restart_spread(table: Sequence[dict]) -> list:
+    """Each K's restarts' BIC above its lowest (empty lists where unknown)."""
+    spread = []
+    for row in table:
+        bics = np.asarray(row.get("restarts_bic") or [row["bic"]], dtype=np.float64)
+        spread.append(bics - np.nanmin(bics) if np.isfinite(bics).any() else bics[:0])
+    return spread
+
+
+def _draw_restarts(ax, ks: np.ndarray, spread: list) -> None:
+    """Every restart's BIC above the best restart's of its K, as points."""
+    for k, above in zip(ks, spread, strict=True):
+        ax.plot(np.full(above.shape, k), above, "o", color="C0", alpha=0.5, markersize=5)
+    ax.set(ylabel="BIC above the\nbest restart")
+    ax.grid(alpha=0.3)
+
+
 def plot_selection(table: Sequence[dict], path: PathLike, criterion: str = "bic") -> str:
     """Write BIC and AIC against the number of components, the best K marked.
 
@@ -294,7 +311,8 @@ def plot_selection(table: Sequence[dict], path: PathLike, criterion: str = "bic"
     ----------
     table : sequence of dict
         One per K with keys ``k``, ``bic`` and ``aic`` (what ``daskgmm select``
-        writes).
+        writes); with ``restarts_bic`` (each restart's BIC, ``--n-init``) a
+        second panel shows how far each restart's BIC lies above its K's best.
     path : str or os.PathLike
     criterion : {'bic', 'aic'}
         The criterion whose minimum is marked.
@@ -320,8 +338,15 @@ def plot_selection(table: Sequence[dict], path: PathLike, criterion: str = "bic"
     if criterion not in ("bic", "aic"):
         raise ValueError(f"criterion must be 'bic' or 'aic', got {criterion!r}.")
     ks = np.array([row["k"] for row in table])
-    fig = _figure(7.0, 4.5)
-    ax = fig.subplots()
+    spread = _restart_spread(table)
+    restarts = any(above.size > 1 for above in spread)
+    fig = _figure(7.0, 6.5 if restarts else 4.5)
+    if restarts:
+        ax, below = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+        _draw_restarts(below, ks, spread)
+        below.set(xlabel="number of components K")
+    else:
+        ax = fig.subplots()
     for name, marker in (("bic", "o"), ("aic", "s")):
         values = np.array([row[name] for row in table], dtype=np.float64)
         ax.plot(ks, values, marker=marker, label=name.upper())
@@ -335,7 +360,9 @@ def plot_selection(table: Sequence[dict], path: PathLike, criterion: str = "bic"
                 color="black",
                 label=f"best K = {ks[best]} by {name.upper()}",
             )
-    ax.set(xlabel="number of components K", ylabel="criterion (lower is better)")
+    ax.set(ylabel="criterion (lower is better)")
+    if not restarts:
+        ax.set(xlabel="number of components K")
     ax.set_xticks(ks)
     ax.legend()
     ax.grid(alpha=0.3)

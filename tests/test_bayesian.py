@@ -391,30 +391,31 @@ def test_saved_model_round_trip_without_pickle(tmp_path):
 
 
 def test_checkpoint_resumes_with_the_priors_it_took(tmp_path, monkeypatch):
-    """Killed in its second initialisation, the fit resumes to the uninterrupted
-    result; the priors' data defaults come from the checkpoint, not from a pass."""
+    """Killed after its third pass (both initialisations iterate together), the fit
+    resumes to the uninterrupted result; the priors' data defaults come from the
+    checkpoint, not from a pass."""
     X = _blobs(seed=12)
     params = dict(n_components=4, n_init=2, max_iter=8, tol=0, random_state=0, init_params="random")
     reference = BayesianGaussianMixture(**params).fit(X, checkpoint=tmp_path / "reference")
 
-    from daskgmm.estimators import batch
+    from daskgmm.estimators import joint
 
-    real_save = batch.BatchMixture._save
+    real_save = joint._save
     calls = []
 
-    def dies_after_eleven(self, saver, init, run, best):
-        real_save(self, saver, init, run, best)
+    def dies_after_three(fit):
+        real_save(fit)
         calls.append(1)
-        if len(calls) == 11:
-            raise KeyboardInterrupt("killed in the second initialisation")
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed after the third pass")
 
-    monkeypatch.setattr(batch.BatchMixture, "_save", dies_after_eleven)
+    monkeypatch.setattr(joint, "_save", dies_after_three)
     with pytest.raises(KeyboardInterrupt):
         BayesianGaussianMixture(**params).fit(X, checkpoint=tmp_path / "ckpt")
-    monkeypatch.setattr(batch.BatchMixture, "_save", real_save)
+    monkeypatch.setattr(joint, "_save", real_save)
     with ComputeCounter() as computes:
         resumed = BayesianGaussianMixture(**params).fit(X, checkpoint=tmp_path / "ckpt")
-    assert computes.count == 8 - 3  # the rest of the second run
+    assert computes.count == 8 - 3  # the rest of both runs, one pass per iteration
     # bit for bit: the priors came from the checkpoint (pooled from a later pass they
     # would differ in the last digits)
     assert resumed.lower_bounds_ == reference.lower_bounds_

@@ -204,7 +204,7 @@ class _PassCounter:
 
         self.lock = threading.Lock()
         self.started = self.finished = 0
-        original = daskgmm.estimators.em.run_pass
+        original = daskgmm.estimators.em.run_pass_many
 
         def counting(*args, **kwargs):
             with self.lock:
@@ -218,7 +218,7 @@ class _PassCounter:
                 with self.lock:
                     self.finished += 1
 
-        monkeypatch.setattr(daskgmm.estimators.em, "run_pass", counting)
+        monkeypatch.setattr(daskgmm.estimators.em, "run_pass_many", counting)
 
 
 def _wait_until(condition, what: str, thread: threading.Thread, timeout: float = 120) -> None:

@@ -197,7 +197,7 @@ def test_complete_user_inits_read_nothing_and_drive_first_estep(
     def no_random_pass(*args, **kwargs):
         raise AssertionError("the 'random' init pass ran")
 
-    monkeypatch.setattr(init_module, "_stats_random", no_random_pass)
+    monkeypatch.setattr(init_module, "random_responsibilities", no_random_pass)
     X = blobs(n_per=300)
     inits = user_inits(covariance_type)
     counting, dX = counted_dask_array(X, chunk_rows=250)

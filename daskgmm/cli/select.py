@@ -1,4 +1,9 @@
-"""``daskgmm select INPUT --k 1..12``: fit every K, tabulate BIC/AIC, pick the best."""
+"""``daskgmm select INPUT --k 1..12``: fit every K, tabulate BIC/AIC, pick the best.
+
+Batch fits go through :func:`daskgmm.select_mixture`: every K and every restart
+iterate together, one read of the data per iteration.  Online fits (``--online``)
+are fitted one K after another.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import csv
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 from ..errors import NotConvergedExit, UsageError
@@ -25,6 +31,7 @@ from .options import (
     add_input_options,
     add_output_options,
     add_progress_option,
+    cli_words,
     k_values,
 )
 from .output import local_progress_bar, print_json, say, warn
@@ -44,6 +51,9 @@ COLUMNS = (
     "converged",
     "lower_bound",
     "seconds",
+    "restart",
+    "restarts_bic_min",
+    "restarts_bic_max",
 )
 OUT_FORMATS = (".json", ".csv")
 
@@ -57,20 +67,25 @@ def best_row(table: list[dict], criterion: str) -> dict:
 
 
 def format_table(table: list[dict], best_k: int) -> str:
-    """The table printed to the user, the best K starred."""
+    """The table printed to the user, the best K starred; with restarts, the range
+    of each K's restarts' BIC."""
+    spread = any(row.get("restarts_bic_min") != row.get("restarts_bic_max") for row in table)
     header = (
         f"{'K':>4}  {'log-lik/sample':>15}  {'BIC':>14}  {'AIC':>14}  {'iter':>5}  "
         f"{'converged':>9}  {'seconds':>7}"
-    )
+    ) + (f"  {'BIC of the restarts':>29}" if spread else "")
     lines = [header]
     for row in table:
         state = {True: "yes", False: "NO", None: "-"}[row["converged"]]
         n_iter = "-" if row["n_iter"] is None else str(row["n_iter"])
-        lines.append(
+        line = (
             f"{row['k']:>3}{'*' if row['k'] == best_k else ' '}  "
             f"{row['mean_log_likelihood']:>15.6f}  {row['bic']:>14.2f}  {row['aic']:>14.2f}  "
             f"{n_iter:>5}  {state:>9}  {row['seconds']:>7.1f}"
         )
+        if spread:
+            line += f"  {row['restarts_bic_min']:>14.2f}..{row['restarts_bic_max']:<13.2f}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -102,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
     view, models = _check_and_open(args)
     say(args, f"INPUT {args.input}: {describe_input(view)}")
     with compute_session(args) as client:
-        table = _fit_each(args, view, models, client)
+        if args.online:
+            table = _fit_each(args, view, models, client)
+        else:
+            table = _fit_together(args, view, models)
     best = best_row(table, args.criterion)
     best_model = models[best["k"]]
     say(args, format_table(table, best["k"]))
@@ -165,6 +183,9 @@ def _fit_each(args: argparse.Namespace, view, models: dict, client=None) -> list
             "converged": converged(model),
             "lower_bound": float(model.lower_bound_),
             "seconds": round(seconds, 3),
+            "restart": None,
+            "restarts_bic_min": scores["bic"],
+            "restarts_bic_max": scores["bic"],
         }
         table.append({name: row[name] for name in COLUMNS})
         say(
@@ -173,6 +194,59 @@ def _fit_each(args: argparse.Namespace, view, models: dict, client=None) -> list
             f"BIC {row['bic']:.6g}, AIC {row['aic']:.6g}",
         )
         models[k] = model
+    return table
+
+
+def _fit_together(args: argparse.Namespace, view, models: dict) -> list[dict]:
+    """Fit every K (and its restarts) together by :func:`daskgmm.select_mixture`;
+    the table's rows (each K's kept restart, with the spread of its restarts'
+    BIC), and ``models`` replaced by the fitted estimators."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from ..estimators import select_mixture
+
+    template = next(iter(models.values()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported with the table
+        try:
+            result = select_mixture(
+                view,
+                n_components=list(models),
+                covariance_type=template.covariance_type,
+                n_init=template.n_init,
+                criterion=args.criterion,
+                estimator=template,
+                random_state=template.random_state,
+                checkpoint=args.checkpoint,
+            )
+        except (ValueError, TypeError) as exc:
+            raise UsageError(cli_words(str(exc))) from exc
+    if template.random_state is None:
+        say(args, f"random state {result.random_state} (give --random-state to repeat)")
+    table = []
+    for k in models:
+        runs = [row for row in result.table if row["n_components"] == k]
+        kept = next(row for row in runs if row["kept"])
+        models[k] = result.estimators[(k, template.covariance_type)]
+        bics = [row["bic"] for row in runs]
+        row = {
+            "k": k,
+            **{name: kept[name] for name in ("mean_log_likelihood", "log_likelihood", "bic")},
+            **{name: kept[name] for name in ("aic", "n_parameters", "n_scored", "n_iter")},
+            "converged": kept["converged"],
+            "lower_bound": kept["lower_bound"],
+            "seconds": kept["seconds"],
+            "restart": kept["restart"],
+            "restarts_bic_min": min(bics),
+            "restarts_bic_max": max(bics),
+            "restarts_bic": bics,
+        }
+        table.append(row)
+        say(
+            args,
+            f"K={k}: mean log-likelihood {row['mean_log_likelihood']:.6f}, "
+            f"BIC {row['bic']:.6g}, AIC {row['aic']:.6g}",
+        )
     return table
 
 
@@ -214,8 +288,11 @@ def register(sub) -> None:
         help="fit each number of components, tabulate BIC/AIC and pick the best",
         description="Fit a mixture for each K with the same options, score each fit on the "
         "data (one more pass) and print K, the mean log-likelihood per sample, BIC, AIC, "
-        "iterations and convergence; the K with the lowest criterion is starred.  It fits "
-        "GaussianMixture (or with --online OnlineGaussianMixture) only: a variational "
+        "iterations and convergence; the K with the lowest criterion is starred.  Every K "
+        "and every restart (--n-init) iterate together: each iteration reads the data once "
+        "for all of them, and the table shows the spread of each K's restarts.  It fits "
+        "GaussianMixture (or with --online OnlineGaussianMixture, one K after another) "
+        "only: a variational "
         "Bayesian mixture chooses its own number of components, so fit one with "
         "'daskgmm fit --bayesian -k KMAX' instead.",
     )

@@ -76,7 +76,9 @@ def sample_rows(
     All rows, in order, when there are no more than ``size``.  Non-finite values
     in the sample raise at once, naming their row chunks (under
     ``nan_policy='omit'`` those rows are dropped from the sample).  The sample is
-    drawn once per fit and kept on ``rows`` for the next initialisations.
+    drawn once per fit and kept on ``rows`` for the next initialisations; fits
+    sharing ``rows.init_cache`` (a joint fit) that draw the same rows share one
+    gather.
 
     With ``moments`` ('full' or 'diag') the same pass also takes the moments of
     all the rows (the variational priors' defaults) and keeps them on ``rows``
@@ -93,18 +95,50 @@ def sample_rows(
         return rows.init_sample
     n = rows.n_samples
     if n <= size:
-        indices = np.arange(n)
+        indices, key = np.arange(n), ("sample", None, nan_policy)
     else:
-        rng = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+        seed = random_state.randint(np.iinfo(np.int32).max)
+        rng = np.random.default_rng(seed)
         indices = np.sort(rng.choice(n, size=size, replace=False))
+        key = ("sample", (int(seed), size), nan_policy)
+    cached = rows.init_cache.get(key)
     if moments is not None and n > size:
-        graph = pass_graph(rows, OneComponent(moments), prefix="daskgmm_init")
-        X, weights, stats = gather_rows(rows, indices, also=graph)
-        check_bad_rows(stats, nan_policy)
-        rows.data_moments = pooled_moments(stats)
-    else:
-        X, weights = gather_rows(rows, indices)
-    scope = "" if n <= size else " (at least; seen among the rows sampled for initialisation)"
+        known = _cached_moments(rows.init_cache, moments)
+        if known is None or cached is None:
+            graph = pass_graph(rows, OneComponent(moments), prefix="daskgmm_init")
+            X, weights, stats = gather_rows(rows, indices, also=graph)
+            check_bad_rows(stats, nan_policy)
+            known = rows.init_cache[("moments", moments)] = pooled_moments(stats)
+            cached = None
+        rows.data_moments = known
+    if cached is None:
+        if moments is None or n <= size:
+            X, weights = gather_rows(rows, indices)
+        cached = rows.init_cache[key] = _checked_sample(
+            rows, X, weights, indices, n > size, nan_policy
+        )
+    X, weights = cached
+    if moments is not None and n <= size:
+        rows.data_moments = pooled_moments(chunk_stats(X, OneComponent(moments), weights))
+    rows.init_sample = (X, weights)
+    return X, weights
+
+
+def _cached_moments(cache: dict, moments: str):
+    """The data's moments of kind ``moments`` gathered before: 'diag' ones also
+    from 'full' ones (their diagonal)."""
+    if ("moments", moments) in cache:
+        return cache[("moments", moments)]
+    if moments == "diag" and ("moments", "full") in cache:
+        weight, mean, m2 = cache[("moments", "full")]
+        return weight, mean, np.diagonal(m2).copy()
+    return None
+
+
+def _checked_sample(rows, X, weights, indices, sampled: bool, nan_policy: str):
+    """The gathered sample with its weights and rows checked (bad weights raise;
+    non-finite rows raise or are dropped by ``nan_policy``)."""
+    scope = " (at least; seen among the rows sampled for initialisation)" if sampled else ""
     if weights is not None:
         bad = ~np.isfinite(weights) | (weights < 0)
         if bad.any():
@@ -116,11 +150,7 @@ def sample_rows(
                 "The sample weights of the rows sampled for initialisation sum to zero; give "
                 "more rows a positive weight or increase init_sample_size."
             )
-    X, weights = check_sample_rows(X, weights, indices, rows.array.chunks[0], scope, nan_policy)
-    if moments is not None and n <= size:
-        rows.data_moments = pooled_moments(chunk_stats(X, OneComponent(moments), weights))
-    rows.init_sample = (X, weights)
-    return X, weights
+    return check_sample_rows(X, weights, indices, rows.array.chunks[0], scope, nan_policy)
 
 
 def _one_hot(n: int, k: int, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
@@ -171,12 +201,14 @@ def _stats_from_sample(
     return stats_from_responsibilities(X, resp, covariance_type, weights)
 
 
-def _stats_random(rows, k, covariance_type, random_state, split_every, nan_policy):
+def random_responsibilities(
+    n_components: int, covariance_type: str, random_state: np.random.RandomState
+) -> RandomResponsibilities:
+    """The random responsibilities of one ``init_params='random'`` start (draws
+    its seed from ``random_state``); a pass over the rows turns them into the
+    initial statistics, and one pass serves the starts of many fits."""
     seed = int(random_state.randint(np.iinfo(np.int32).max))
-    spec = RandomResponsibilities(seed, k, covariance_type)
-    return run_pass(
-        rows, spec, prefix="daskgmm_init", split_every=split_every, nan_policy=nan_policy
-    )
+    return RandomResponsibilities(seed, n_components, covariance_type)
 
 
 def initial_statistics(
@@ -190,6 +222,7 @@ def initial_statistics(
     split_every: int | None = None,
     nan_policy: str = "raise",
     data_moments: bool = False,
+    random_stats=None,
 ):
     """Statistics of the initial responsibilities, and (on request) the data's moments.
 
@@ -213,6 +246,10 @@ def initial_statistics(
         statistics pooled, or the sample's gather (:func:`sample_rows`).  Taken
         once per fit (kept on ``rows``), so that every initialisation sees the
         same.
+    random_stats : SufficientStats, optional
+        For ``init_params='random'``: the statistics of this start's
+        :func:`random_responsibilities`, computed already (in a pass shared with
+        other starts); without them the seed is drawn and the pass run here.
 
     Returns
     -------
@@ -221,9 +258,12 @@ def initial_statistics(
     """
     moments = None
     if init_params == "random":
-        stats = _stats_random(
-            rows, n_components, covariance_type, random_state, split_every, nan_policy
-        )
+        stats = random_stats
+        if stats is None:
+            spec = random_responsibilities(n_components, covariance_type, random_state)
+            stats = run_pass(
+                rows, spec, prefix="daskgmm_init", split_every=split_every, nan_policy=nan_policy
+            )
         if data_moments and rows.data_moments is None:
             rows.data_moments = pooled_moments(stats)
     else:
@@ -254,6 +294,7 @@ def initial_parameters(
     init_sample_size: int,
     split_every: int | None = None,
     nan_policy: str = "raise",
+    random_stats=None,
 ):
     """Initial weights, means, covariances and precision Cholesky factors.
 
@@ -264,7 +305,7 @@ def initial_parameters(
     guess : InitialGuess
         Validated user-supplied parameters.
     n_components, covariance_type, init_params, random_state, init_sample_size,
-    split_every, nan_policy
+    split_every, nan_policy, random_stats
         As :func:`initial_statistics`.
 
     Returns
@@ -283,6 +324,7 @@ def initial_parameters(
             init_sample_size=init_sample_size,
             split_every=split_every,
             nan_policy=nan_policy,
+            random_stats=random_stats,
         )
         weights, means, covariances, prec_chol = m_step(stats, reg_covar)
     if guess.weights is not None:
@@ -295,7 +337,9 @@ def initial_parameters(
     return weights, means, covariances, prec_chol
 
 
-def estimator_initial_parameters(estimator, rows: RowChunks, guess: InitialGuess, random_state):
+def estimator_initial_parameters(
+    estimator, rows: RowChunks, guess: InitialGuess, random_state, random_stats=None
+):
     """:func:`initial_parameters` with an estimator's ``n_components``,
     ``covariance_type``, ``init_params``, ``reg_covar``, ``init_sample_size``,
     ``split_every`` and ``nan_policy`` (``'raise'`` if it has none)."""
@@ -310,4 +354,5 @@ def estimator_initial_parameters(estimator, rows: RowChunks, guess: InitialGuess
         init_sample_size=estimator.init_sample_size,
         split_every=estimator.split_every,
         nan_policy=getattr(estimator, "nan_policy", "raise"),
+        random_stats=random_stats,
     )

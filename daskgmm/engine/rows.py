@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dask.array as da
 import numpy as np
@@ -48,6 +48,11 @@ class RowChunks:
     data_moments : tuple or None
         ``(weight, mean, m2)`` of all rows (:func:`daskgmm.kernels.priors.pooled_moments`),
         when a fit asked for them; taken with the initialisation's pass and kept.
+    init_cache : dict
+        Samples and moments already gathered, shared by the views of the same
+        rows that the fits of a joint fit get (``dataclasses.replace(rows,
+        init_sample=None, data_moments=None)``): a fit that draws the sample
+        another drew reuses it instead of reading the data again.
     """
 
     array: da.Array
@@ -56,6 +61,7 @@ class RowChunks:
     weight_array: da.Array | None = None
     init_sample: tuple | None = None
     data_moments: tuple | None = None
+    init_cache: dict = field(default_factory=dict)
 
     @property
     def n_samples(self) -> int:

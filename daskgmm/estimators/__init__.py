@@ -4,6 +4,8 @@
 ``em``              the ONE EM loop (steps, convergence, n_init) and its protocol
 ``base``            what every fitted mixture answers: predict, score, bic, sample
 ``batch``           the batch ``fit`` (n_init runs, checkpoints) the next two share
+``joint``           batch models fitted together: one pass per iteration for all
+``selection``       ``select_mixture``: a grid of models fitted together, BIC/AIC
 ``gaussian_mixture``  ``GaussianMixture``: batch EM, one pass per iteration
 ``bayesian_mixture``  ``BayesianGaussianMixture``: variational Bayes, one pass per iteration
 ``online``          ``OnlineGaussianMixture``: stepwise EM and ``partial_fit``
@@ -23,12 +25,15 @@ from .gaussian_mixture import GaussianMixture
 from .online import OnlineGaussianMixture
 from .online_bayesian import OnlineBayesianGaussianMixture
 from .registry import MODEL_CLASSES, load
+from .selection import MixtureSelection, select_mixture
 
 __all__ = [
     "MODEL_CLASSES",
     "BayesianGaussianMixture",
     "GaussianMixture",
+    "MixtureSelection",
     "OnlineBayesianGaussianMixture",
     "OnlineGaussianMixture",
     "load",
+    "select_mixture",
 ]

@@ -7,7 +7,8 @@ and keeps the best run.  A subclass supplies the model through the EM protocol
 (``estep``, ``mstep``, ``lower_bound``) and a few hooks:
 
 ``_start_fit(n_features)``          check what the user gave, before any pass
-``_initial_params(rows, rng)``      the parameters one initialisation starts from
+``_initial_params(rows, rng, random_stats)``  the parameters one initialisation starts from
+``_needs_initial_pass()``           whether they come from the data
 ``_set_run_parameters(params)``     a run's parameters become the fitted state
 ``_get_parameters()``               the fitted state as a run's parameters
 ``_pack_params`` / ``_unpack_params``   a run's parameters as named arrays
@@ -16,17 +17,16 @@ and keeps the best run.  A subclass supplies the model through the EM protocol
 
 from __future__ import annotations
 
-import itertools
 import logging
 import warnings
 from contextlib import nullcontext
 from typing import Self
 
-import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from .._typing import Answer, ArrayLike, Data, PathLike
+from ..engine import init as initialisation
 from ..engine.compute import single_threaded_blas, using_scheduler
 from ..engine.progress import ChunkProgress, FitProgress
 from ..engine.rows import RowChunks
@@ -34,16 +34,18 @@ from ..io import training_data_fingerprint
 from ..kernels.checks import check_feature_count
 from ..kernels.params import validate_parameters
 from .base import BaseGaussianMixture
-from .em import EMRun, Initialisations, LoopSettings, best_of_initialisations, run_em
-from .fit_state import RUN_ARRAYS, open_checkpoint, pack_run, unpack_run
+from .em import EMRun, Initialisations
+from .fit_state import RUN_ARRAYS, open_checkpoint, unpack_run
 from .inputs import fit_rows, training_input
+from .joint import ModelFit, fit_jointly
 from .session import report_of, verbose_logging
 
 logger = logging.getLogger("daskgmm.mixture")
 
 
 class BatchMixture(BaseGaussianMixture):
-    """Batch EM over row chunks, ``n_init`` runs, checkpoints (see the module docstring)."""
+    """Batch EM over row chunks, ``n_init`` runs together, checkpoints (see the module
+    docstring)."""
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -132,11 +134,8 @@ class BatchMixture(BaseGaussianMixture):
             source, sample_weight, self.chunk_rows, self.n_components, getattr(self, "device", None)
         )
         training_data = training_data_fingerprint(X)
-        self._start_fit(rows.n_features)
         if not do_init:
             check_feature_count(rows.n_features, self.n_features_in_, type(self).__name__)
-        n_init = self.n_init if do_init else 1
-        random_state = check_random_state(self.random_state)
         logger.info(
             "fitting %d components (%s) to %d x %d rows in %d chunks",
             self.n_components,
@@ -145,23 +144,15 @@ class BatchMixture(BaseGaussianMixture):
             rows.n_features,
             rows.n_chunks,
         )
-        saver = open_checkpoint(self, rows, checkpoint, random_state, training_data)
-        start = self._restore(saver, n_init)
-
-        def new_run() -> EMRun:
-            if not do_init:
-                return EMRun(self._get_parameters(), self.lower_bound_)
-            return EMRun(self._initial_params(rows, random_state), -np.inf)
-
-        bar = FitProgress(self.max_iter, n_init=n_init, tol=self.tol) if self.progress else None
+        fit = self._model_fit(rows, checkpoint, training_data, fresh=do_init)
+        n_init = fit.n_init
+        bar = None
+        if self.progress:
+            label = "EM" if n_init == 1 else f"EM, {n_init} initialisations together"
+            bar = FitProgress(self.max_iter, label=label, tol=self.tol)
         with ChunkProgress(bar) if bar else nullcontext():
-            best = best_of_initialisations(
-                start,
-                new_run,
-                lambda run, init, best: self._iterate(rows, run, bar, saver, init, best),
-                self.max_iter,
-                finished=lambda best: self._save(saver, n_init, None, best),
-            )
+            (fit,) = fit_jointly([fit], rows, bar)
+        best = fit.best
         if bar:
             state = "converged" if best.converged else "not converged"
             best_of = f", the best of {n_init} initialisations" if n_init > 1 else ""
@@ -169,20 +160,28 @@ class BatchMixture(BaseGaussianMixture):
         self._keep(best)
         return training_data, names, feature_dim
 
-    def _iterate(self, rows: RowChunks, run: EMRun, bar, saver, init: int, best) -> None:
-        """EM iterations of one initialisation, checkpointed after each."""
-        settings = LoopSettings(
-            tol=self.tol,
-            split_every=self.split_every,
-            nan_policy=self.nan_policy,
-            verbose_interval=self.verbose_interval,
-            logger=logger,
-            checkpoint=saver.path is not None,
+    def _model_fit(self, rows: RowChunks, checkpoint, training_data: dict, fresh: bool = True):
+        """This model's part in a joint fit (:mod:`.joint`): checked, with its
+        random state, checkpoint and where it starts; ``rows`` is its own."""
+        self._start_fit(rows.n_features)
+        random_state = check_random_state(self.random_state)
+        saver = open_checkpoint(self, rows, checkpoint, random_state, training_data)
+        start = self._restore(saver, self.n_init if fresh else 1)
+        return ModelFit(self, rows, random_state, saver, start, fresh_run=fresh)
+
+    def _random_start(self, random_state):
+        """The random responsibilities of an ``init_params='random'`` start (a
+        pass shared with the other starts computes them), or None when the
+        start needs no such pass."""
+        if self.init_params != "random" or not self._needs_initial_pass():
+            return None
+        return initialisation.random_responsibilities(
+            self.n_components, self.covariance_type, random_state
         )
-        steps = itertools.repeat(None, max(self.max_iter - run.n_iter, 0))
-        if bar is not None:
-            bar.start_init(init, run.n_iter)
-        run_em(self, rows, run, steps, settings, lambda r: self._save(saver, init, r, best), bar)
+
+    def _needs_initial_pass(self) -> bool:
+        """Whether initial parameters come from the data (not all given)."""
+        return True
 
     def _keep(self, best: EMRun) -> None:
         """The best run's parameters and history become the fitted state."""
@@ -200,34 +199,31 @@ class BatchMixture(BaseGaussianMixture):
         self.lower_bounds_ = best.lower_bounds
 
     # ------------------------------------------------------------ checkpoints
-    def _save(self, saver, init: int, run: EMRun | None, best: EMRun | None) -> None:
-        """Record that initialisation ``init`` reached ``run`` (None: all done).
-
-        The random state goes with it (drawn from only between initialisations),
-        so a resumed fit replays exactly.
-        """
-        state, arrays = {"init": init}, {}
-        pack_run("run", run, state, arrays, self._pack_params)
-        pack_run("best", best, state, arrays, self._pack_params)
-        arrays.update(self._fit_state())
-        saver.save(state, arrays)
-
     def _restore(self, saver, n_init: int) -> Initialisations:
-        """Where to start: afresh, or where the checkpoint says."""
+        """Where to start: afresh, or where the checkpoint says (written by
+        :func:`.joint.fit_jointly`: every run of the fit; or, before runs were
+        fitted together, the one in progress)."""
         loaded = saver.load()
         if loaded is None:
             return Initialisations(n_init)
         state, arrays = loaded
         self._restore_fit_state(arrays)
-        run = unpack_run("run", state, arrays, self._unpack_params)
+        if "runs" in state:
+            runs = [
+                unpack_run(f"run{i}", state, arrays, self._unpack_params)
+                for i in range(int(state["runs"]))
+            ]
+        else:
+            run = unpack_run("run", state, arrays, self._unpack_params)
+            runs = [] if run is None else [run]
         logger.info(
-            "resuming from checkpoint %s: initialisation %d, iteration %d",
+            "resuming from checkpoint %s: initialisation %d, iteration %s",
             saver.path,
             state["init"] + 1,
-            0 if run is None else run.n_iter,
+            ", ".join(str(run.n_iter) for run in runs) or 0,
         )
         best = unpack_run("best", state, arrays, self._unpack_params)
-        return Initialisations(n_init, int(state["init"]), run, best)
+        return Initialisations(n_init, int(state["init"]), runs, best)
 
     # ------------------------------------------------ a run's parameters, named
     def _pack_params(self, params: tuple) -> dict:

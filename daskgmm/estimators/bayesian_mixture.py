@@ -213,9 +213,10 @@ feature_dim, progress, scheduler
         """Check the priors against the data's width, before any pass."""
         self._priors = check_priors(self, n_features)
 
-    def _initial_params(self, rows: RowChunks, random_state) -> tuple:
+    def _initial_params(self, rows: RowChunks, random_state, random_stats=None) -> tuple:
         """The posterior from the initial responsibilities; the priors' data
-        defaults from the moments of the same pass."""
+        defaults from the moments of the same pass (``random_stats``: the
+        statistics of its random responsibilities, from a shared pass)."""
         stats, moments = initial_statistics(
             rows,
             n_components=self.n_components,
@@ -226,6 +227,7 @@ feature_dim, progress, scheduler
             split_every=self.split_every,
             nan_policy=self.nan_policy,
             data_moments=not self._priors.complete,
+            random_stats=random_stats,
         )
         if not self._priors.complete:
             self._priors = complete_priors(self._priors, moments, self.covariance_type)

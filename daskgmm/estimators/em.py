@@ -9,11 +9,12 @@ A model plugs into the loop through three methods (scikit-learn's
                                           the figure that convergence watches
 
 Each *step* of the loop is one pass over some row chunks (all of them for batch
-EM, a mini-batch for stepwise EM: :func:`daskgmm.engine.passes.run_pass`), then
-the M-step on the client.  Batch EM repeats the step until the lower bound
+EM, a mini-batch for stepwise EM: :func:`daskgmm.engine.passes.run_pass_many`),
+then the M-step on the client.  Batch EM repeats the step until the lower bound
 changes by less than ``tol``; stepwise EM walks a schedule of mini-batches and
-blends statistics in its ``mstep``.  :func:`best_of_initialisations` runs the
-loop once per initialisation and keeps the best run, as ``n_init`` asks.
+blends statistics in its ``mstep``.  :func:`run_em_many` iterates several runs
+together, one pass for all (the ``n_init`` restarts of a batch fit, a grid of
+models: :mod:`daskgmm.estimators.joint`); :func:`run_em` is the loop of one run.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-
-from ..engine.passes import PassClock, held_rows, run_pass
+from ..engine.passes import PassClock, held_rows, run_pass_many
 from ..engine.rows import RowChunks
 from .fit_events import fit_scope
 
@@ -106,6 +105,38 @@ class LoopSettings:
     n_steps: int | None = None
 
 
+@dataclass
+class Member:
+    """One run among those a loop iterates together (:func:`run_em_many`).
+
+    Attributes
+    ----------
+    model : EMModel
+    run : EMRun
+        Updated in place.
+    init : int
+        Which initialisation of its model the run is (for the records).
+    max_iter : int or None
+        Steps the run may have taken in all; None: as many as ``steps`` gives.
+    tol : float or None
+        Its convergence threshold (default: the loop's).
+    seconds : float
+        Wall seconds of the passes it took part in.
+    """
+
+    model: EMModel
+    run: EMRun
+    init: int = 0
+    max_iter: int | None = None
+    tol: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether the run takes the next step (not converged, steps left)."""
+        return not self.run.converged and (self.max_iter is None or self.run.n_iter < self.max_iter)
+
+
 def run_em(
     model: EMModel,
     rows: RowChunks,
@@ -117,23 +148,48 @@ def run_em(
 ) -> EMRun:
     """EM steps from ``run`` until convergence or the end of ``steps``.
 
+    :func:`run_em_many` for one run; ``after_step(run)`` (checkpoints) is called
+    after every step.  Returns ``run``, updated in place.
+    """
+    member = Member(model, run, tol=settings.tol)
+    after = None if after_step is None else (lambda members: after_step(run))
+    run_em_many([member], rows, steps, settings, after, bar)
+    return run
+
+
+def run_em_many(
+    members: list[Member],
+    rows: RowChunks,
+    steps: Iterable[Sequence[int] | None],
+    settings: LoopSettings,
+    after_pass: Callable[[list[Member]], None] | None = None,
+    bar=None,
+) -> list[Member]:
+    """EM steps of several runs together, one pass over the data per step for all.
+
+    Each step is one pass (:func:`daskgmm.engine.passes.run_pass_many`) over the
+    chunks of ``steps``: every chunk is read once and reduced to the statistics of
+    every run still iterating; then each of those runs takes its M-step.  A run
+    that converges, or has taken its ``max_iter`` steps, drops out of the later
+    passes.  Each run's steps are those it would take alone: the same chunk
+    kernels, merged by the same tree, with the same M-step.
+
     Parameters
     ----------
-    model : EMModel
+    members : list of Member
     rows : RowChunks
-    run : EMRun
-        Updated in place; a resumed run continues after its last step.
     steps : iterable
         The chunks each step visits (None: all of them).
     settings : LoopSettings
-    after_step : callable, optional
-        Called with the run after every step (checkpoints).
+    after_pass : callable, optional
+        Called with ``members`` after every pass (checkpoints).
     bar : FitProgress, optional
+        Shows the run furthest from converging.
 
     Returns
     -------
-    EMRun
-        ``run``.
+    list of Member
+        ``members``, their runs updated in place.
 
     Notes
     -----
@@ -144,17 +200,18 @@ def run_em(
     """
     start = time.perf_counter()
     left = settings.n_steps if settings.n_steps is not None else operator.length_hint(steps, -1)
-    total = None if left < 0 else run.n_iter + left
     clock, returned = PassClock(), None
     with fit_scope(tol=settings.tol) as events, held_rows(rows) as pass_rows:
         events.tol = settings.tol
+        totals = [_total(member, left) for member in members]
         for chunk_ids in steps:
-            if run.converged:
+            active = [(m, total) for m, total in zip(members, totals, strict=True) if m.active]
+            if not active:
                 break
             tick = time.perf_counter()
-            stats = run_pass(
+            stats = run_pass_many(
                 pass_rows,
-                model.estep(run.params),
+                [m.model.estep(m.run.params) for m, _ in active],
                 chunk_ids,
                 split_every=settings.split_every,
                 nan_policy=settings.nan_policy,
@@ -162,39 +219,54 @@ def run_em(
             )
             gap = None if returned is None else clock.submitted - returned
             returned = clock.returned
-            change = _step(model, run, stats, settings, after_step, events)
-            record = events.record(
-                model, run, stats, change, time.perf_counter() - tick, gap, total
-            )
-            events.send(record, settings.logger)
+            changes = [_step(m, s, settings) for (m, _), s in zip(active, stats, strict=True)]
+            if after_pass is not None:
+                after_pass(members)
+                if settings.checkpoint:
+                    events.checkpointed()
+            seconds = time.perf_counter() - tick
+            records = []
+            for (member, total), one, change in zip(active, stats, changes, strict=True):
+                member.seconds += seconds
+                events.start_init(member.init)
+                record = events.record(member.model, member.run, one, change, seconds, gap, total)
+                events.send(record, settings.logger)
+                records.append((abs(change), member, change, record))
+                _log_step(settings, member.run, tick, change)
             if bar is not None:
-                bar.step(run.lower_bound, change, record)
-            _log_step(settings, run, tick, change)
+                _, slowest, change, record = max(records, key=lambda r: r[0])
+                bar.step(slowest.run.lower_bound, change, record)
         events.flush()
     if settings.tol is not None:
-        settings.logger.info(
-            "Initialization %s. time lapse %.5fs\t lower bound %.5f",
-            "converged" if run.converged else "did not converge",
-            time.perf_counter() - start,
-            run.lower_bound,
-        )
-    return run
+        for member in members:
+            settings.logger.info(
+                "Initialization %s. time lapse %.5fs\t lower bound %.5f",
+                "converged" if member.run.converged else "did not converge",
+                time.perf_counter() - start,
+                member.run.lower_bound,
+            )
+    return members
 
 
-def _step(model: EMModel, run: EMRun, stats, settings: LoopSettings, after_step, events) -> float:
-    """The M-step and the lower bound after a pass; ``run`` moves on.  Returns the
-    change of the lower bound."""
+def _total(member: Member, left: int) -> int | None:
+    """Steps the member's run may take in all, for its records' time left."""
+    if member.max_iter is not None:
+        return member.max_iter
+    return None if left < 0 else member.run.n_iter + left
+
+
+def _step(member: Member, stats, settings: LoopSettings) -> float:
+    """The M-step and the lower bound after a pass; the member's run moves on.
+    Returns the change of the lower bound."""
+    model, run = member.model, member.run
+    tol = settings.tol if member.tol is None else member.tol
     params = model.mstep(stats, run.params)
     lower_bound = model.lower_bound(stats, run.params, params)
     change = lower_bound - run.lower_bound
     run.params, run.lower_bound = params, lower_bound
     run.lower_bounds.append(lower_bound)
     run.n_iter += 1
-    run.converged = settings.tol is not None and abs(change) < settings.tol
-    if after_step is not None:
-        after_step(run)
-        if settings.checkpoint:
-            events.checkpointed()
+    run.converged = tol is not None and abs(change) < tol
     return change
 
 
@@ -217,60 +289,15 @@ class Initialisations:
     ----------
     n_init : int
     first : int
-        The first initialisation to run.
-    resumed : EMRun or None
-        The run to continue before drawing new ones.
+        The initialisation the first of ``resumed`` is (or the first to draw).
+    resumed : list of EMRun
+        Runs to continue, initialisations ``first, first + 1, ...``; those after
+        them are drawn anew.
     best : EMRun or None
-        The best finished run so far.
+        The best run of the initialisations before ``first``.
     """
 
     n_init: int
     first: int = 0
-    resumed: EMRun | None = None
+    resumed: list = field(default_factory=list)
     best: EMRun | None = None
-
-
-def best_of_initialisations(
-    start: Initialisations,
-    new_run: Callable[[], EMRun],
-    iterate: Callable[[EMRun, int, EMRun | None], None],
-    max_iter: int,
-    finished: Callable[[EMRun], None] | None = None,
-) -> EMRun:
-    """Run EM from each initialisation and keep the run with the highest lower bound.
-
-    Parameters
-    ----------
-    start : Initialisations
-    new_run : callable
-        A fresh run from new initial parameters (consumes the random state).
-    iterate : callable
-        ``iterate(run, init, best)``: the EM steps of one run (:func:`run_em`).
-    max_iter : int
-        0: no iteration at all; the last initial parameters are the result.
-    finished : callable, optional
-        Called with the best run once all initialisations are done.
-
-    Returns
-    -------
-    EMRun
-    """
-    best, resumed = start.best, start.resumed
-    with fit_scope(start.n_init) as events:
-        for init in range(start.first, start.n_init):
-            logger.info("Initialization %d", init + 1)
-            if resumed is not None:
-                run, resumed = resumed, None
-            else:
-                run = new_run()
-            if max_iter == 0:
-                best = EMRun(run.params, -np.inf)
-                continue
-            events.start_init(init)
-            iterate(run, init, best)
-            events.finish_init(run.n_iter)
-            if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
-                best = run
-    if finished is not None:
-        finished(best)
-    return best

@@ -55,12 +55,17 @@ class FitEvents:
         Initialisations of the fit.
     tol : float, optional
         The convergence tolerance (the time left is estimated from it).
+    together : bool
+        Whether the initialisations iterate together, sharing passes
+        (:func:`daskgmm.estimators.joint.fit_jointly`), rather than one after
+        another: the time left is then the slowest run's.
     """
 
-    def __init__(self, n_init: int = 1, tol: float | None = None):
+    def __init__(self, n_init: int = 1, tol: float | None = None, together: bool = False):
         self.fit_id = uuid.uuid4().hex[:12]
         self.n_init = max(int(n_init), 1)
         self.tol = tol
+        self.together = together
         self.init = 0
         self.finished_inits: list[int] = []
         self.iteration_seconds: list[float] = []
@@ -128,9 +133,9 @@ class FitEvents:
             return {"time_left": None, "time_left_at_most": None}
         changes = [abs(b - a) for a, b in itertools.pairwise(run.lower_bounds)]
         done = total if run.converged else run.n_iter
-        at_most, estimate = steps_left(
-            total, done, self.n_init, self.init, self.tol, changes, self.finished_inits
-        )
+        n_init, init = (1, 0) if self.together else (self.n_init, self.init)
+        finished = [] if self.together else self.finished_inits
+        at_most, estimate = steps_left(total, done, n_init, init, self.tol, changes, finished)
         per = sum(self.iteration_seconds) / len(self.iteration_seconds)
         bound = at_most * per
         guess = bound if estimate is None else min(estimate * per, bound)
@@ -180,13 +185,13 @@ def current_fit() -> FitEvents | None:
 
 
 @contextlib.contextmanager
-def fit_scope(n_init: int = 1, tol: float | None = None):
+def fit_scope(n_init: int = 1, tol: float | None = None, together: bool = False):
     """Open a fit whose records share one id, unless one is open already (yields it)."""
     outer = _current.get()
     if outer is not None:
         yield outer
         return
-    events = FitEvents(n_init, tol)
+    events = FitEvents(n_init, tol, together)
     token = _current.set(events)
     try:
         yield events

@@ -213,9 +213,14 @@ class GaussianMixture(StoredModel, BatchMixture):
         """Check ``weights_init``, ``means_init`` and ``precisions_init`` before any pass."""
         self._guess = InitialGuess.from_estimator(self, n_features)
 
-    def _initial_params(self, rows: RowChunks, random_state) -> tuple:
-        """Initial parameters of one initialisation."""
-        return estimator_initial_parameters(self, rows, self._guess, random_state)
+    def _initial_params(self, rows: RowChunks, random_state, random_stats=None) -> tuple:
+        """Initial parameters of one initialisation (``random_stats``: its random
+        responsibilities' statistics, from a shared pass)."""
+        return estimator_initial_parameters(self, rows, self._guess, random_state, random_stats)
+
+    def _needs_initial_pass(self) -> bool:
+        """Whether the data give initial parameters (not all of them were given)."""
+        return not self._guess.complete
 
     def _set_run_parameters(self, params: tuple) -> None:
         self._set_parameters(*params)
