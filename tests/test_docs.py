@@ -77,6 +77,7 @@ DOCTESTED = [
     "daskgmm.estimators.online_bayesian",
     "daskgmm.estimators.base",
     "daskgmm.estimators.registry",
+    "daskgmm.estimators.selection",
     "daskgmm.io.sources",
     "daskgmm.io.row_view",
     "daskgmm.io.layout",

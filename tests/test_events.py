@@ -86,6 +86,26 @@ def test_a_cluster_fit_publishes_one_record_per_iteration(client, data):
     )
 
 
+def test_a_grid_fitted_together_is_one_fit_with_a_record_per_model_and_pass(client, data):
+    from daskgmm import select_mixture
+    from daskgmm.cluster.dashboard import _curves
+
+    X, _ = data
+    before = _records(client)
+    result = select_mixture(X, [2, 3], n_init=2, random_state=0)
+    records = _new_fit(client, before)
+    runs = {}
+    for r in records:
+        runs.setdefault((r["model"], r["init"]), []).append(r)
+    assert sorted(runs) == [("K=2 full", 0), ("K=2 full", 1), ("K=3 full", 0), ("K=3 full", 1)]
+    for row in result.table:
+        mine = runs[(f"K={row['n_components']} full", row["restart"])]
+        assert len(mine) == row["n_iter"] and mine[-1]["lower_bound"] == row["lower_bound"]
+    curves = _curves(records)
+    assert curves["init"] == ["K=2 full init 1", "K=2 full init 2", "K=3 full init 1",
+                              "K=3 full init 2"]  # fmt: skip
+
+
 def test_records_count_bad_rows_and_checkpoints(client, data, tmp_path):
     X, _ = data
     X = X.copy()
@@ -169,5 +189,5 @@ def test_threaded_fits_log_their_records_and_show_them_on_the_progress_line(
     records = [r.daskgmm_record for r in caplog.records if hasattr(r, "daskgmm_record")]
     assert [r["lower_bound"] for r in records] == model.lower_bounds_
     assert len({r["fit"] for r in records}) == 1
-    assert f"fit {records[0]['fit']} init 1/1" in caplog.text
+    assert f"fit {records[0]['fit']} K=3 full  init 1/1" in caplog.text
     assert f"min weight {min(model.weights_):.2g}" in stream.getvalue()

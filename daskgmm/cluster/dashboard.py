@@ -165,28 +165,37 @@ _TABLE = {
 }
 
 
-def _by_init(records: list[dict]) -> dict[int, list[dict]]:
-    inits: dict[int, list[dict]] = {}
+def _run_of(record: dict) -> tuple[str, int]:
+    """Which run a record belongs to: its model (a grid fitted together has several)
+    and its initialisation."""
+    return str(record.get("model", "")), int(record["init"])
+
+
+def _by_init(records: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    inits: dict[tuple[str, int], list[dict]] = {}
     for record in records:
-        inits.setdefault(int(record["init"]), []).append(record)
+        inits.setdefault(_run_of(record), []).append(record)
     return inits
 
 
 def _curves(records: list[dict]) -> dict:
-    """One line of lower bounds per initialisation."""
+    """One line of lower bounds per initialisation (per model and initialisation
+    when several models were fitted together)."""
     data = {"xs": [], "ys": [], "init": [], "color": []}
-    for init, runs in sorted(_by_init(records).items()):
+    runs_by_init = _by_init(records)
+    several = len({model for model, _ in runs_by_init}) > 1
+    for i, ((model, init), runs) in enumerate(sorted(runs_by_init.items())):
         points = [(r["iteration"], r["lower_bound"]) for r in runs if r["lower_bound"] is not None]
         data["xs"].append([x for x, _ in points])
         data["ys"].append([y for _, y in points])
-        data["init"].append(f"init {init + 1}")
-        data["color"].append(_color(init))
+        data["init"].append(f"{model} init {init + 1}" if several else f"init {init + 1}")
+        data["color"].append(_color(i if several else init))
     return data
 
 
 def _weights(records: list[dict]) -> dict:
     """One line per component over the iterations of the latest initialisation."""
-    runs = _by_init(records)[int(records[-1]["init"])]
+    runs = _by_init(records)[_run_of(records[-1])]
     n_components = len(runs[-1]["weights"])
     runs = [r for r in runs if len(r["weights"]) == n_components]
     xs = [r["iteration"] for r in runs]
@@ -236,13 +245,14 @@ def _seconds(value) -> str:
 def status_html(records: list[dict]) -> str:
     """Where the latest fit is, as HTML."""
     last = records[-1]
-    runs = _by_init(records)[int(last["init"])]
+    runs = _by_init(records)[_run_of(last)]
     per_iter = sum(r["seconds"] for r in runs) / len(runs)
     gaps = [r["gap"] for r in runs if r["gap"] is not None]
     smallest = min(last["weights"]) if last["weights"] else None
     checkpoint = last.get("last_checkpoint")
     items = [
         f"fit <b>{html.escape(str(last['fit']))}</b> ({html.escape(str(last['estimator']))})",
+        html.escape(str(last.get("model", ""))),
         f"init <b>{last['init'] + 1}/{last['n_init']}</b>",
         f"iteration <b>{last['iteration']}</b>",
         f"lower bound <b>{last['lower_bound']}</b>",

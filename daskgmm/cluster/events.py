@@ -28,6 +28,8 @@ RECORD_KEYS = {
     "action": "always ACTION",
     "fit": "an id for the fit (12 hex digits), the same for all its records",
     "estimator": "the estimator's class name",
+    "model": "its components and covariance type ('K=3 full'): models fitted together "
+    "(daskgmm.select_mixture) share a fit",
     "init": "the initialisation, from 0",
     "n_init": "initialisations of the fit",
     "iteration": "EM iterations (mini-batches) of this initialisation so far",

@@ -4,10 +4,11 @@ estimate of the time left.
 
 With ``progress=True`` an estimator draws, on stderr::
 
-    EM init 2/3  4/100 [#...................]  lower bound -26.355945  change 1.23e-03
-      0.21 s/iter  0.9s elapsed  ~1.3s left (at most 1m03s)  pass  37%
+    EM, 3 initialisations together  4/100 [#...................]  lower bound -26.355945
+      change 1.23e-03  0.21 s/iter  0.9s elapsed  ~1.3s left (at most 20.1s)  pass  37%
 
-(one line).  *Time left* is honest about what it knows:
+(one line; restarts that iterate together show the run furthest from converging).
+*Time left* is honest about what it knows:
 
 - ``at most``: the iterations still allowed (``max_iter`` left in this
   initialisation, ``max_iter`` for each initialisation to come) at the mean
@@ -25,7 +26,7 @@ The pass percentage counts finished E-step tasks while a pass runs on a local
 scheduler (threads, processes, sync).  On a distributed cluster it counts the
 pass's finished tasks (reads, E-steps, merges) as the scheduler reports them
 (:func:`daskgmm.cluster.compute_with_progress`).  :func:`progress_label` puts a
-prefix (``select``'s ``K=3 (2/4)``) before every line drawn in its block.
+prefix (``select --online``'s ``K=3 (2/4)``) before every line drawn in its block.
 """
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ class FitEvents:
             "action": ACTION,
             "fit": self.fit_id,
             "estimator": type(model).__name__,
+            "model": _model_label(model),
             "init": self.init,
             "n_init": self.n_init,
             "iteration": int(run.n_iter),
@@ -159,6 +160,12 @@ class FitEvents:
             flush(client)
 
 
+def _model_label(model) -> str:
+    """'K=3 full': the model's number of components and covariance type."""
+    k, covariance_type = getattr(model, "n_components", "?"), getattr(model, "covariance_type", "")
+    return f"K={k} {covariance_type}".strip()
+
+
 def _number(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -166,7 +173,8 @@ def _number(value, spec: str) -> str:
 def describe(record: dict) -> str:
     """One line for a record: init, iteration, lower bound, change, timing, rows."""
     parts = [
-        f"fit {record['fit']} init {record['init'] + 1}/{record['n_init']}",
+        f"fit {record['fit']} {record.get('model', '')}",
+        f"init {record['init'] + 1}/{record['n_init']}",
         f"iteration {record['iteration']}",
         f"lower bound {_number(record['lower_bound'], '.6f')}",
         f"change {_number(record['change'], '.3g')}",

@@ -283,6 +283,36 @@ def draw_events(fig_axes) -> list[str]:
     return ["bench_events.json"]
 
 
+def draw_select(fig_axes) -> list[str]:
+    """Wall seconds of one fit, of a grid of models fitted together, and of the same
+    number of models fitted one after another (hatched: at the rate measured on some
+    of them), with the chunk reads above each bar."""
+    fig, axes = fig_axes
+    data = _load("bench_select.json")
+    grid = data["grid"]
+    n_models = len(grid["k"]) * grid["n_init"]
+    for ax, (name, case) in zip(axes, data["cases"].items(), strict=True):
+        seq = case["one_after_another"]
+        measured_all = seq["seconds_all_models"] is not None
+        reads_seq = round(seq["reads"] / seq["models_fitted"] * n_models)
+        bars = [
+            ("one fit", case["one_fit"]["seconds"], case["one_fit"]["reads"], ""),
+            (f"{n_models} models\ntogether", case["grid"]["seconds"], case["grid"]["reads"], ""),
+            (f"{n_models} models one\nafter another", seq["seconds_all_models_at_this_rate"],
+             reads_seq, "" if measured_all else "//"),
+        ]  # fmt: skip
+        for i, (_, seconds, reads, hatch) in enumerate(bars):
+            ax.bar(i, seconds, color=f"C{i}", hatch=hatch, edgecolor="white")
+            ax.text(i, seconds, f"{reads:,} reads", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("wall seconds")
+        delay = case["delay_per_read_s"]
+        title = f"{name}" + (f": {delay:g} s per chunk read" if delay else "")
+        ax.set_title(f"{title}; together / one fit = {case['grid_over_one_fit']:.2f}", fontsize=9)
+    return ["bench_select.json"]
+
+
 #: name -> (draw function, figure width, height, columns)
 FIGURES = {
     "speed": (draw_speed, 15, 4.2, 3),
@@ -291,6 +321,7 @@ FIGURES = {
     "online": (draw_online, 11, 4.4, 2),
     "bayesian": (draw_bayesian, 13, 3.8, 3),
     "events": (draw_events, 7, 4, 1),
+    "select": (draw_select, 11, 4, 2),
 }
 
 
