@@ -333,15 +333,13 @@ def _best_row(table: list[dict], criterion: str) -> int:
     return min(kept, key=lambda i: (table[i][criterion], table[i]["n_components"]))
 
 
+def _statistics_bytes(model, n_features: int) -> int:
+    """Bytes of one chunk's statistics of ``model`` (its ``nk``, means and moments)."""
+    shapes = SufficientStats.shapes(model.covariance_type, model.n_components, n_features)
+    return 8 * sum(math.prod(shape) for shape in shapes.values())
+
+
 def _memory(fits: list, n_features: int) -> dict:
-    """Bytes of one chunk's statistics: all models', and the largest model's."""
-    sizes = [
-        8
-        * sum(
-            math.prod(s)
-            for s in SufficientStats.shapes(m.covariance_type, m.n_components, n_features).values()
-        )
-        for fit in fits
-        for m in [fit.estimator] * len(fit.members)
-    ]
+    """Bytes of one chunk's statistics: all runs', and the largest run's."""
+    sizes = [_statistics_bytes(fit.estimator, n_features) for fit in fits for _ in fit.members]
     return {"statistics_bytes": int(sum(sizes)), "largest_model_bytes": int(max(sizes, default=0))}
