@@ -461,3 +461,23 @@ def test_clone_and_get_params_are_sklearns():
     copy_ = clone(model)
     assert copy_.get_params() == model.get_params()
     assert copy.deepcopy(model).weight_concentration_prior == 0.1
+
+
+def test_the_score_commands_criteria_read_the_rows_once_for_both_densities():
+    """``daskgmm score`` of a Bayesian model: the variational score and the plug-in
+    BIC/AIC come from one pass over the chunks."""
+    from daskgmm.cli.score import criteria
+
+    X = _blobs(seed=14)
+    model = BayesianGaussianMixture(n_components=4, random_state=0).fit(X)
+    counting, dX = counted_dask_array(X, chunk_rows=150)
+    with ComputeCounter() as computes:
+        result = criteria(model, dX)
+    assert computes.count == 1
+    assert len(counting.row_reads()) == dX.numblocks[0]
+    assert result["mean_log_likelihood"] == pytest.approx(model.score(X), rel=1e-12)
+    assert result["bic"] == pytest.approx(model.bic(X), rel=1e-12)
+    assert result["aic"] == pytest.approx(model.aic(X), rel=1e-12)
+    assert result["bic"] != pytest.approx(
+        -2 * model.score(X) * len(X) + model._n_parameters() * np.log(len(X)), rel=1e-9
+    )  # the plug-in mixture's, not the variational density's

@@ -18,14 +18,16 @@ def criteria(model, rows) -> dict:
     Equal to ``model.score``, ``model.bic`` and ``model.aic`` (which would make a
     pass each).  A Bayesian model scores with its variational density but takes
     BIC and AIC under its posterior-mean mixture, as its ``bic`` and ``aic`` do:
-    one more pass.
+    both densities in the same pass.
     """
-    mean, n = model._mean_score(rows)
+    bayesian = hasattr(model, "weight_concentration_")
+    scores = model._mean_scores(rows, (False, True) if bayesian else (False,))
+    mean, n = scores[0]
     n_parameters = model._n_parameters()
     total = mean * n
     plug_in = total
-    if hasattr(model, "weight_concentration_"):
-        plug_in_mean, _ = model._mean_score(rows, plug_in=True)
+    if bayesian:
+        plug_in_mean, _ = scores[1]
         plug_in = plug_in_mean * n
     return {
         "mean_log_likelihood": mean,

@@ -249,17 +249,28 @@ class BaseGaussianMixture(DensityMixin, BaseEstimator):
         Rows omitted under ``nan_policy='omit'`` count in neither.  ``plug_in``:
         under :meth:`_plug_in_density` (for the information criteria).
         """
+        return self._mean_scores(X, (plug_in,))[0]
+
+    def _mean_scores(self, X, plug_ins=(False, True)) -> list[tuple[float, int]]:
+        """:meth:`_mean_score` under each of several densities, in one compute: the
+        rows are read once for all of them."""
         rows, _ = self._prediction_input(X)
-        density = self._plug_in_density() if plug_in else None
-        scores = self._apply_rows(rows, _score_rows, None, np.float64, names=False, density=density)
-        if isinstance(scores, da.Array):
-            finite = da.isfinite(scores)
-            total, n = compute(da.where(finite, scores, 0.0).sum(), finite.sum())
-        else:
-            finite = np.isfinite(scores)
-            total, n = scores[finite].sum(), finite.sum()
-        n = int(n)
-        return (float(total) / n if n else float("nan")), n
+        sums = []
+        for plug_in in plug_ins:
+            density = self._plug_in_density() if plug_in else None
+            scores = self._apply_rows(
+                rows, _score_rows, None, np.float64, names=False, density=density
+            )
+            xp = da if isinstance(scores, da.Array) else np
+            finite = xp.isfinite(scores)
+            sums += [xp.where(finite, scores, 0.0).sum(), finite.sum()]
+        if any(isinstance(value, da.Array) for value in sums):
+            sums = compute(*sums)
+        out = []
+        for total, n in zip(sums[::2], sums[1::2], strict=True):
+            n = int(n)
+            out.append(((float(total) / n if n else float("nan")), n))
+        return out
 
     def score(self, X: Data, y: object = None) -> float:
         """Mean per-sample log-likelihood of ``X`` (computed).
