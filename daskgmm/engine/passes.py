@@ -11,7 +11,9 @@ each E-step task reduces its chunk to
 :class:`~daskgmm.kernels.stats.SufficientStats`, and a tree of
 ``split_every``-way merges in fixed chunk order combines them, so the result does
 not depend on which worker finished first.  :func:`run_pass` over all chunks is
-a batch iteration; over some of them, a mini-batch.
+a batch iteration; over some of them, a mini-batch.  :func:`run_pass_many` serves
+several models in one pass (restarts, a grid of models): each chunk is read once
+and its task returns every model's statistics, merged model by model.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ of it (the keys: :data:`daskgmm.cluster.events.RECORD_KEYS`) and sends it
   attribute, and to the progress line (``progress=True``).
 
 A fit's records share an id.  A batch fit's :func:`fit_scope` spans all its
-initialisations (:func:`daskgmm.estimators.em.best_of_initialisations` opens it);
-a loop run outside one (stepwise EM, ``partial_fit``) is a fit of its own.
+initialisations, and a grid's all its models, which iterate together
+(:func:`daskgmm.estimators.joint.fit_jointly` opens it; each record names its model
+and initialisation); a loop run outside one (stepwise EM, ``partial_fit``) is a fit
+of its own.
 ``dask.config.set({"daskgmm.events": False})`` turns publishing to the cluster
 off (the logger and the progress line still get the records).
 """
