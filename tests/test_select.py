@@ -272,3 +272,31 @@ def test_bad_grids_are_refused_before_any_pass(kwargs, message, tmp_path):
         select_mixture(X, **{"n_components": [1, 2], **kwargs}, checkpoint=tmp_path / "ck")
     assert computes.count == 0
     assert not (tmp_path / "ck").exists()
+
+
+def test_a_model_whose_covariance_collapses_stops_alone_and_the_grid_goes_on():
+    """With reg_covar=0, components of K >= 3 collapse onto 5 repeated rows: those
+    runs stop with the error fitting them alone raises, and the rest is unchanged."""
+    from sklearn.exceptions import NotFittedError
+
+    from daskgmm.errors import SingularCovarianceError
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([c + rng.standard_normal((200, 2)) for c in ([0, 0], [8, 0], [0, 8])])
+    X = da.from_array(np.vstack([X, np.repeat([[20.0, 20.0]], 5, axis=0)]), chunks=(200, 2))
+    params = dict(reg_covar=0.0, init_params="random", max_iter=200)
+    with np.errstate(all="ignore"):
+        result = select_mixture(
+            X, [2, 3], n_init=2, estimator=GaussianMixture(**params), random_state=0
+        )
+        alone = GaussianMixture(2, n_init=2, random_state=0, **params).fit(X)
+        with pytest.raises(SingularCovarianceError, match="ill-defined empirical covariance"):
+            GaussianMixture(3, n_init=2, random_state=0, **params).fit(X)
+    failed = [row for row in result.table if row["n_components"] == 3]
+    assert all(row["error"].startswith("SingularCovarianceError at iteration") for row in failed)
+    assert all(np.isnan(row["bic"]) and not row["kept"] for row in failed)
+    with pytest.raises(NotFittedError):
+        result.estimators[(3, "full")].predict(X)
+    assert all(row["error"] is None for row in result.table if row["n_components"] == 2)
+    _same_fit(result.estimators[(2, "full")], alone, rtol=0)
+    assert result.best_estimator_ is result.estimators[(2, "full")]

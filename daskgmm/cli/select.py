@@ -226,7 +226,10 @@ def _fit_together(args: argparse.Namespace, view, models: dict) -> list[dict]:
     table = []
     for k in models:
         runs = [row for row in result.table if row["n_components"] == k]
-        kept = next(row for row in runs if row["kept"])
+        kept = next((row for row in runs if row["kept"]), None)
+        if kept is None:  # every restart stopped on a singular covariance
+            warn(args, f"K={k}: {runs[0]['error']}")
+            kept = {**runs[0], "converged": False}
         models[k] = result.estimators[(k, template.covariance_type)]
         bics = [row["bic"] for row in runs]
         row = {

@@ -94,6 +94,9 @@ class LoopSettings:
     n_steps : int or None
         Steps left in all, where ``steps`` cannot tell (a generator); for the
         records' time left.
+    isolate : tuple of exception types
+        Errors of a run's M-step that stop that run only (its ``error``), the
+        others going on: a grid of models fitted together; empty: they raise.
     """
 
     tol: float | None = None
@@ -103,6 +106,7 @@ class LoopSettings:
     logger: logging.Logger = field(default_factory=lambda: logger)
     checkpoint: bool = False
     n_steps: int | None = None
+    isolate: tuple = ()
 
 
 @dataclass
@@ -122,6 +126,9 @@ class Member:
         Its convergence threshold (default: the loop's).
     seconds : float
         Wall seconds of the passes it took part in.
+    error : str or None
+        Why the run stopped, if an M-step failed (``LoopSettings.isolate``); the
+        run keeps the parameters of its last good step.
     """
 
     model: EMModel
@@ -130,11 +137,14 @@ class Member:
     max_iter: int | None = None
     tol: float | None = None
     seconds: float = 0.0
+    error: str | None = None
 
     @property
     def active(self) -> bool:
-        """Whether the run takes the next step (not converged, steps left)."""
-        return not self.run.converged and (self.max_iter is None or self.run.n_iter < self.max_iter)
+        """Whether the run takes the next step (not converged nor failed, steps left)."""
+        if self.run.converged or self.error is not None:
+            return False
+        return self.max_iter is None or self.run.n_iter < self.max_iter
 
 
 def run_em(
@@ -219,21 +229,25 @@ def run_em_many(
             )
             gap = None if returned is None else clock.submitted - returned
             returned = clock.returned
-            changes = [_step(m, s, settings) for (m, _), s in zip(active, stats, strict=True)]
+            stepped = [
+                (member, total, one, _step(member, one, settings))
+                for (member, total), one in zip(active, stats, strict=True)
+            ]
+            stepped = [step for step in stepped if step[0].error is None]
             if after_pass is not None:
                 after_pass(members)
                 if settings.checkpoint:
                     events.checkpointed()
             seconds = time.perf_counter() - tick
             records = []
-            for (member, total), one, change in zip(active, stats, changes, strict=True):
+            for member, total, one, change in stepped:
                 member.seconds += seconds
                 events.start_init(member.init)
                 record = events.record(member.model, member.run, one, change, seconds, gap, total)
                 events.send(record, settings.logger)
                 records.append((abs(change), member, change, record))
                 _log_step(settings, member.run, tick, change)
-            if bar is not None:
+            if bar is not None and records:
                 _, slowest, change, record = max(records, key=lambda r: r[0])
                 bar.step(slowest.run.lower_bound, change, record)
         events.flush()
@@ -255,13 +269,19 @@ def _total(member: Member, left: int) -> int | None:
     return None if left < 0 else member.run.n_iter + left
 
 
-def _step(member: Member, stats, settings: LoopSettings) -> float:
+def _step(member: Member, stats, settings: LoopSettings) -> float | None:
     """The M-step and the lower bound after a pass; the member's run moves on.
-    Returns the change of the lower bound."""
+    Returns the change of the lower bound (None: the step failed and the run
+    stopped, ``member.error`` says why)."""
     model, run = member.model, member.run
     tol = settings.tol if member.tol is None else member.tol
-    params = model.mstep(stats, run.params)
-    lower_bound = model.lower_bound(stats, run.params, params)
+    try:
+        params = model.mstep(stats, run.params)
+        lower_bound = model.lower_bound(stats, run.params, params)
+    except settings.isolate as exc:
+        member.error = f"{type(exc).__name__} at iteration {run.n_iter + 1}: {exc}"
+        settings.logger.warning("a run stopped (the others go on): %s", member.error)
+        return None
     change = lower_bound - run.lower_bound
     run.params, run.lower_bound = params, lower_bound
     run.lower_bounds.append(lower_bound)

@@ -84,7 +84,9 @@ def model_view(rows: RowChunks) -> RowChunks:
     return dataclasses.replace(rows, init_sample=None, data_moments=None)
 
 
-def fit_jointly(fits: list[ModelFit], rows: RowChunks, bar=None) -> list[ModelFit]:
+def fit_jointly(
+    fits: list[ModelFit], rows: RowChunks, bar=None, isolate: tuple = ()
+) -> list[ModelFit]:
     """Fit every model of ``fits`` together; each keeps its best run (``fit.best``).
 
     Parameters
@@ -95,13 +97,17 @@ def fit_jointly(fits: list[ModelFit], rows: RowChunks, bar=None) -> list[ModelFi
     rows : RowChunks
         The shared rows.
     bar : FitProgress, optional
+    isolate : tuple of exception types
+        Errors of a run's M-step (a singular covariance) that stop that run only,
+        recorded in its member's ``error``; a model whose runs all stopped so has
+        ``best`` None.  Empty: they raise, as fitting alone does.
 
     Returns
     -------
     list of ModelFit
         ``fits``, with their ``members`` and ``best``.
     """
-    settings = _loop_settings(fits)
+    settings = dataclasses.replace(_loop_settings(fits), isolate=isolate)
     with fit_scope(max(f.n_init for f in fits), settings.tol, together=True):
         _initialise(fits, rows, settings)
         todo = [f for f in fits if f.members and f.estimator.max_iter > 0]
@@ -187,6 +193,8 @@ def _best(f: ModelFit) -> EMRun | None:
         return f.members[-1].run if f.members else f.start.best
     best = f.start.best
     for member in f.members:
+        if member.error is not None:
+            continue
         run = member.run
         if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
             best = run
@@ -223,19 +231,23 @@ def score_runs(fits: list[ModelFit], rows: RowChunks, nan_policy: str = "raise")
     Returns
     -------
     dict
-        ``(id(member), "log_likelihood" | "n_scored" | "n_parameters") -> value``:
-        the sum of the rows' log-densities, the rows scored and the model's free
-        parameters.
+        ``id(member) -> {"log_likelihood", "n_scored", "n_parameters"}``: the sum
+        of the rows' log-densities, the rows scored and the model's free
+        parameters, for every run that did not fail.
     """
     specs, keyed = [], []
     for f in fits:
         for member in f.members:
+            if member.error is not None:
+                continue
             f.estimator._set_run_parameters(member.run.params)
             density: LogDensity = f.estimator._plug_in_density()
             specs.append(EStep(density))
             keyed.append((member, f.estimator._n_parameters()))
         if f.best is not None:
             f.estimator._set_run_parameters(f.best.params)
+    if not specs:
+        return {}
     unweighted = dataclasses.replace(rows, weights=None, weight_array=None)
     stats = run_pass_many(unweighted, specs, prefix="daskgmm_score", nan_policy=nan_policy)
     scores = {}

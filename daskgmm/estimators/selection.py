@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 from .._typing import ArrayLike, Data, PathLike
 from ..engine.compute import single_threaded_blas, using_scheduler
 from ..engine.progress import ChunkProgress, FitProgress
+from ..errors import SingularCovarianceError
 from ..io import training_data_fingerprint
 from ..kernels.params import COVARIANCE_TYPES, validate_parameters
 from ..kernels.stats import SufficientStats
@@ -49,6 +50,7 @@ COLUMNS = (
     "bic",
     "aic",
     "seconds",
+    "error",
 )
 CRITERIA = ("bic", "aic")
 
@@ -70,9 +72,11 @@ class MixtureSelection:
         parameters, rows scored, BIC and AIC on the data (a Bayesian model under
         its posterior-mean mixture, as its ``bic`` does); ``seconds``: the wall
         time of the passes the run took part in (runs share passes, so these
-        overlap).
+        overlap); ``error``: None, or why the run stopped (a singular covariance:
+        the other models go on; its scores are NaN).
     estimators : dict
-        ``(n_components, covariance_type) -> fitted estimator`` (its kept restart).
+        ``(n_components, covariance_type) -> fitted estimator`` (its kept restart;
+        left unfitted if every restart stopped on an error).
     criterion : {'bic', 'aic'}
     best_estimator_ : estimator
         The estimator whose kept restart has the lowest criterion (the fewest
@@ -199,6 +203,8 @@ def select_mixture(
         )
         scores = score_runs(fits, rows, template.nan_policy)
     for fit in fits:
+        if fit.best is None:
+            continue  # every restart stopped on an error: the table says which
         fit.estimator._keep(fit.best)
         fit.estimator._record_feature_names(names, feature_dim)
         fit.estimator.training_data_ = training_data
@@ -291,7 +297,7 @@ def _fit_grid(X, sample_weight, estimators: dict, template, checkpoint) -> tuple
         label = f"select, {len(estimators) * template.n_init} models together"
         bar = FitProgress(template.max_iter, label=label, tol=template.tol)
     with ChunkProgress(bar) if bar else nullcontext():
-        fit_jointly(fits, rows, bar)
+        fit_jointly(fits, rows, bar, isolate=(SingularCovarianceError,))
     if bar:
         bar.close(f"{len(fits)} estimators fitted")
     return fits, rows, names, feature_dim, training_data
@@ -303,7 +309,9 @@ def _table(fits: list, scores: dict) -> list[dict]:
     for fit in fits:
         model = fit.estimator
         for member in fit.members:
-            run, score = member.run, scores[id(member)]
+            run = member.run
+            failed = {"n_scored": 0, "log_likelihood": math.nan, "n_parameters": 0}
+            score = scores.get(id(member), failed)
             n, total, p = score["n_scored"], score["log_likelihood"], score["n_parameters"]
             row = {
                 "n_components": model.n_components,
@@ -318,8 +326,9 @@ def _table(fits: list, scores: dict) -> list[dict]:
                 "n_parameters": p,
                 "n_scored": n,
                 "bic": -2 * total + p * math.log(n) if n else math.nan,
-                "aic": -2 * total + 2 * p,
+                "aic": -2 * total + 2 * p if n else math.nan,
                 "seconds": round(member.seconds, 3),
+                "error": member.error,
             }
             table.append(row)
     return table
