@@ -223,6 +223,11 @@ def _fit_together(args: argparse.Namespace, view, models: dict) -> list[dict]:
             raise UsageError(cli_words(str(exc))) from exc
     if template.random_state is None:
         say(args, f"random state {result.random_state} (give --random-state to repeat)")
+    say(
+        args,
+        f"{len(result.table)} models fitted together, each pass reading the data once; "
+        f"a chunk's statistics for all of them: {result.memory['statistics_bytes']:,} bytes",
+    )
     table = []
     for k in models:
         runs = [row for row in result.table if row["n_components"] == k]

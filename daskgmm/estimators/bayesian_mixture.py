@@ -70,6 +70,9 @@ class BayesianGaussianMixture(StoredModel, BatchMixture):
         Iterations (passes over the data) per initialisation.
     n_init : int, default=1
         Initialisations; the one with the highest lower bound is kept.
+        They iterate together: each pass reads each chunk once for all the runs
+        still iterating (a converged run drops out), so restarts do not multiply
+        the reads; each run is the one it would be alone.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
         How initial responsibilities are drawn.  All but 'random' work on a
         random sample of at most ``init_sample_size`` rows.
