@@ -239,11 +239,26 @@ def test_models_split_into_groups_when_chunks_are_fewer_than_threads():
 # --------------------------------------------------------------------------- #
 # checkpoints, and bad grids
 # --------------------------------------------------------------------------- #
-def test_a_selection_resumes_from_its_checkpoints(tmp_path):
+def test_a_selection_resumes_from_its_checkpoints(tmp_path, monkeypatch):
+    from daskgmm.estimators import joint
+
     X = da.from_array(blobs(seed=5), chunks=(300, 3))
-    kwargs = dict(n_components=[2, 3], n_init=2, random_state=0, checkpoint=tmp_path / "ck")
+    kwargs = dict(
+        n_components=[1, 3],
+        n_init=2,
+        estimator=GaussianMixture(tol=1e-10),
+        random_state=0,
+        checkpoint=tmp_path / "ck",
+    )
+    real_save, saves = joint._save, []
+    monkeypatch.setattr(joint, "_save", lambda f: (saves.append(f.estimator.n_components),
+                                                   real_save(f)))  # fmt: skip
     first = select_mixture(X, **kwargs)
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["full-k2", "full-k3"]
+    n_iter = {k: max(r["n_iter"] for r in first.table if r["n_components"] == k) for k in (1, 3)}
+    # a model's checkpoint is written after each pass that moved it, and at the end
+    assert n_iter[1] < n_iter[3]
+    assert (saves.count(1), saves.count(3)) == (n_iter[1] + 1, n_iter[3] + 1)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["full-k1", "full-k3"]
     with ComputeCounter() as computes:
         again = select_mixture(X, **kwargs)
     assert computes.count == 1  # the scoring pass only: every run had finished

@@ -115,12 +115,13 @@ def fit_jointly(
             members = [m for f in todo for m in f.members]
             if bar is not None:
                 bar.start_init(0, min(m.run.n_iter for m in members))
+            saved = {}
             run_em_many(
                 members,
                 rows,
                 itertools.repeat(None),
                 settings,
-                lambda _: [_save(f) for f in todo],
+                lambda _: _save_stepped(todo, saved),
                 bar,
             )
     for f in fits:
@@ -199,6 +200,16 @@ def _best(f: ModelFit) -> EMRun | None:
         if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
             best = run
     return best
+
+
+def _save_stepped(fits: list[ModelFit], saved: dict) -> None:
+    """Write the checkpoints of the models whose runs moved since their last one
+    (converged models are not rewritten at every pass of the others)."""
+    for f in fits:
+        where = tuple((m.run.n_iter, m.error) for m in f.members)
+        if saved.get(id(f)) != where:
+            _save(f)
+            saved[id(f)] = where
 
 
 def _save(f: ModelFit) -> None:
