@@ -10,15 +10,14 @@ With ``progress=True`` an estimator draws, on stderr::
 (one line; restarts that iterate together show the run furthest from converging).
 *Time left* is honest about what it knows:
 
-- ``at most``: the iterations still allowed (``max_iter`` left in this
-  initialisation, ``max_iter`` for each initialisation to come) at the mean
-  seconds per iteration so far; EM cannot take longer unless iterations slow down.
+- ``at most``: the iterations still allowed (what ``max_iter`` leaves; the
+  initialisations iterate together) at the mean seconds per iteration so far;
+  EM cannot take longer unless iterations slow down.
 - ``~``: an estimate that assumes EM converges linearly, as it does near a
   maximum: the change of the lower bound shrinks by the same factor every
   iteration (the last two changes give the factor), so the iterations until it
-  falls below ``tol`` follow; later initialisations are assumed to take as many
-  iterations as the finished ones (or this one) did.  Shown once two changes
-  have shrunk; never above the bound.
+  falls below ``tol`` follow.  Shown once two changes have shrunk; never above
+  the bound.
 - Stepwise EM and task counts (``predict``, ``score``) know their total: time
   left is the steps (tasks) left at the rate so far, ``~``.
 
@@ -111,13 +110,12 @@ class FitProgress(_Line):
     Parameters
     ----------
     total : int
-        Iterations of one initialisation at most (``max_iter``), or mini-batches.
+        Iterations at most (``max_iter``; initialisations iterate together), or
+        mini-batches.
     label : str
     stream : file-like, default sys.stderr
     width : int
         Characters of the bar.
-    n_init : int, default 1
-        Initialisations, each up to ``total`` iterations (:meth:`start_init`).
     tol : float, optional
         The convergence tolerance: iterations may stop before ``total``, so the
         time left is shown as a bound and an estimate.  None: all ``total`` steps run.
@@ -129,20 +127,16 @@ class FitProgress(_Line):
         label: str = "EM",
         stream=None,
         width: int = 20,
-        n_init: int = 1,
         tol: float | None = None,
     ):
         super().__init__(stream, width)
         self.total = max(int(total), 1)
         self.label = _prefix.get() + label
-        self.n_init = max(int(n_init), 1)
         self.tol = tol
         self.unit = "iter" if tol is not None else "step"
-        self.init = 0
         self.done = 0
         self.steps = 0
         self.step_seconds = 0.0
-        self.finished_inits: list[int] = []
         self.lower_bound = None
         self.change = None
         self.changes: list[float] = []
@@ -150,13 +144,10 @@ class FitProgress(_Line):
         self.record = None
         self._step_started = self.started
 
-    def start_init(self, init: int, done: int = 0) -> None:
-        """Initialisation ``init`` (from 0) begins its iterations, ``done`` of them
-        already taken (a resumed run)."""
+    def start(self, done: int = 0) -> None:
+        """The iterations begin, ``done`` of them already taken (resumed runs)."""
         with self._lock:
-            if self.init != init and self.done:
-                self.finished_inits.append(self.done)
-            self.init, self.done = init, done
+            self.done = done
             self.lower_bound = self.change = self.pass_fraction = self.record = None
             self.changes = []
             self._step_started = time.monotonic()
@@ -197,8 +188,7 @@ class FitProgress(_Line):
     # ------------------------------------------------------------- drawing
     def _line(self) -> str:
         count = f"{self.done:>{len(str(self.total))}}/{self.total}"
-        where = f"init {self.init + 1}/{self.n_init}  " if self.n_init > 1 else ""
-        parts = [f"{self.label} {where}{count} {self.bar(self.done / self.total)}"]
+        parts = [f"{self.label} {count} {self.bar(self.done / self.total)}"]
         if self.lower_bound is not None:
             parts.append(f"lower bound {self.lower_bound: .6f}")
         if self.change is not None and math.isfinite(self.change):
@@ -231,45 +221,32 @@ class FitProgress(_Line):
         return f"{text}  ~{guess} left (at most {format_seconds(bound)})"
 
     def _steps_left_at_most(self) -> int:
-        return steps_left(self.total, self.done, self.n_init, self.init)[0]
+        return steps_left(self.total, self.done)[0]
 
     def _steps_left_estimate(self) -> float | None:
         """Iterations left if the change keeps shrinking by its last factor (None
         when it has not shrunk twice yet)."""
-        return steps_left(
-            self.total,
-            self.done,
-            self.n_init,
-            self.init,
-            self.tol,
-            self.changes,
-            self.finished_inits,
-        )[1]
+        return steps_left(self.total, self.done, self.tol, self.changes)[1]
 
 
 def steps_left(
     total: int,
     done: int,
-    n_init: int = 1,
-    init: int = 0,
     tol: float | None = None,
     changes: list | None = None,
-    finished_inits: list | None = None,
 ) -> tuple[int, float | None]:
     """EM steps left: at most, and as estimated (see the module docstring).
 
     Parameters
     ----------
     total : int
-        Steps of one initialisation at most (``max_iter``).
+        Steps at most (``max_iter``).
     done : int
-        Steps taken in the current initialisation ``init`` (from 0) of ``n_init``.
+        Steps taken.
     tol : float, optional
         The convergence tolerance (None: no estimate beyond the bound).
     changes : list of float
-        Absolute changes of the lower bound so far in this initialisation.
-    finished_inits : list of int
-        Iterations each finished initialisation took.
+        Absolute changes of the lower bound so far.
 
     Returns
     -------
@@ -277,8 +254,7 @@ def steps_left(
     estimate : float or None
         None until the change has shrunk twice.
     """
-    later = n_init - init - 1
-    at_most = max(total - done, 0) + later * total
+    at_most = max(total - done, 0)
     changes = changes or []
     if len(changes) < 2 or not tol:
         return at_most, None
@@ -286,12 +262,8 @@ def steps_left(
     if not 0 < last < previous:
         return at_most, None
     if last < tol:
-        here = 0.0
-    else:
-        here = math.ceil(math.log(tol / last) / math.log(last / previous))
-    here = min(here, total - done)
-    per_init = finished_inits or [done + here]
-    return at_most, here + later * min(sum(per_init) / len(per_init), total)
+        return at_most, 0.0
+    return at_most, min(math.ceil(math.log(tol / last) / math.log(last / previous)), at_most)
 
 
 class TaskProgress(_Line, Callback):

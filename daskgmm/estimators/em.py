@@ -238,15 +238,7 @@ def run_em_many(
                 after_pass(members)
                 if settings.checkpoint:
                     events.checkpointed()
-            seconds = time.perf_counter() - tick
-            records = []
-            for member, total, one, change in stepped:
-                member.seconds += seconds
-                events.start_init(member.init)
-                record = events.record(member.model, member.run, one, change, seconds, gap, total)
-                events.send(record, settings.logger)
-                records.append((abs(change), member, change, record))
-                _log_step(settings, member.run, tick, change)
+            records = _report(stepped, events, settings, tick, gap)
             if bar is not None and records:
                 _, slowest, change, record = max(records, key=lambda r: r[0])
                 bar.step(slowest.run.lower_bound, change, record)
@@ -260,6 +252,22 @@ def run_em_many(
                 member.run.lower_bound,
             )
     return members
+
+
+def _report(stepped: list, events, settings: LoopSettings, tick: float, gap) -> list:
+    """Each run's record of the pass that began at ``tick``: published, logged;
+    returned as ``(|change|, member, change, record)``."""
+    seconds = time.perf_counter() - tick
+    records = []
+    for member, total, stats, change in stepped:
+        member.seconds += seconds
+        record = events.record(
+            member.model, member.run, stats, change, seconds, gap, total, member.init
+        )
+        events.send(record, settings.logger)
+        records.append((abs(change), member, change, record))
+        _log_step(settings, member.run, tick, change)
+    return records
 
 
 def _total(member: Member, left: int) -> int | None:

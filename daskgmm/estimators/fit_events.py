@@ -54,40 +54,28 @@ class FitEvents:
     Parameters
     ----------
     n_init : int
-        Initialisations of the fit.
+        Initialisations of the fit (they iterate together, sharing passes: the
+        time left of a record is its own run's).
     tol : float, optional
         The convergence tolerance (the time left is estimated from it).
-    together : bool
-        Whether the initialisations iterate together, sharing passes
-        (:func:`daskgmm.estimators.joint.fit_jointly`), rather than one after
-        another: the time left is then the slowest run's.
     """
 
-    def __init__(self, n_init: int = 1, tol: float | None = None, together: bool = False):
+    def __init__(self, n_init: int = 1, tol: float | None = None):
         self.fit_id = uuid.uuid4().hex[:12]
         self.n_init = max(int(n_init), 1)
         self.tol = tol
-        self.together = together
-        self.init = 0
-        self.finished_inits: list[int] = []
         self.iteration_seconds: list[float] = []
         self.last_checkpoint: float | None = None
         self.publish_seconds = 0.0
         self.published = 0
 
-    def start_init(self, init: int) -> None:
-        """Initialisation ``init`` (from 0) begins."""
-        self.init = int(init)
-
-    def finish_init(self, n_iter: int) -> None:
-        """The current initialisation ended after ``n_iter`` iterations."""
-        self.finished_inits.append(int(n_iter))
-
     def checkpointed(self) -> None:
         """A checkpoint was written just now."""
         self.last_checkpoint = time.time()
 
-    def record(self, model, run, stats, change: float, seconds: float, gap, total) -> dict:
+    def record(
+        self, model, run, stats, change: float, seconds: float, gap, total, init: int = 0
+    ) -> dict:
         """The record of the iteration ``run`` has just taken.
 
         Parameters
@@ -106,6 +94,8 @@ class FitEvents:
             Client-side seconds before this iteration's pass.
         total : int or None
             Iterations this initialisation may take at most.
+        init : int
+            Which initialisation of its model ``run`` is (from 0).
         """
         self.iteration_seconds.append(seconds)
         weights = getattr(model, "_weights_of", lambda params: params[0])(run.params)
@@ -114,7 +104,7 @@ class FitEvents:
             "fit": self.fit_id,
             "estimator": type(model).__name__,
             "model": _model_label(model),
-            "init": self.init,
+            "init": int(init),
             "n_init": self.n_init,
             "iteration": int(run.n_iter),
             "lower_bound": _finite(run.lower_bound),
@@ -136,9 +126,7 @@ class FitEvents:
             return {"time_left": None, "time_left_at_most": None}
         changes = [abs(b - a) for a, b in itertools.pairwise(run.lower_bounds)]
         done = total if run.converged else run.n_iter
-        n_init, init = (1, 0) if self.together else (self.n_init, self.init)
-        finished = [] if self.together else self.finished_inits
-        at_most, estimate = steps_left(total, done, n_init, init, self.tol, changes, finished)
+        at_most, estimate = steps_left(total, done, self.tol, changes)
         per = sum(self.iteration_seconds) / len(self.iteration_seconds)
         bound = at_most * per
         guess = bound if estimate is None else min(estimate * per, bound)
@@ -195,13 +183,13 @@ def current_fit() -> FitEvents | None:
 
 
 @contextlib.contextmanager
-def fit_scope(n_init: int = 1, tol: float | None = None, together: bool = False):
+def fit_scope(n_init: int = 1, tol: float | None = None):
     """Open a fit whose records share one id, unless one is open already (yields it)."""
     outer = _current.get()
     if outer is not None:
         yield outer
         return
-    events = FitEvents(n_init, tol, together)
+    events = FitEvents(n_init, tol)
     token = _current.set(events)
     try:
         yield events

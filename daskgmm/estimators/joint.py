@@ -108,13 +108,13 @@ def fit_jointly(
         ``fits``, with their ``members`` and ``best``.
     """
     settings = dataclasses.replace(_loop_settings(fits), isolate=isolate)
-    with fit_scope(max(f.n_init for f in fits), settings.tol, together=True):
+    with fit_scope(max(f.n_init for f in fits), settings.tol):
         _initialise(fits, rows, settings)
         todo = [f for f in fits if f.members and f.estimator.max_iter > 0]
         if todo:
             members = [m for f in todo for m in f.members]
             if bar is not None:
-                bar.start_init(0, min(m.run.n_iter for m in members))
+                bar.start(min(m.run.n_iter for m in members))
             saved = {}
             run_em_many(
                 members,
@@ -172,10 +172,7 @@ def _initialise(fits: list[ModelFit], rows: RowChunks, settings: LoopSettings) -
         else ()
     )
     for f in fits:
-        f.members = [
-            Member(f.estimator, run, f.start.first + i, f.estimator.max_iter, f.estimator.tol)
-            for i, run in enumerate(f.start.resumed)
-        ]
+        f.members = [_member(f, run, f.start.first + i) for i, run in enumerate(f.start.resumed)]
     for f, init, spec in starts:
         logger.info("Initialization %d", init + 1)
         if f.fresh_run:
@@ -184,7 +181,12 @@ def _initialise(fits: list[ModelFit], rows: RowChunks, settings: LoopSettings) -
             run = EMRun(params, -np.inf)
         else:
             run = EMRun(f.estimator._get_parameters(), f.estimator.lower_bound_)
-        f.members.append(Member(f.estimator, run, init, f.estimator.max_iter, f.estimator.tol))
+        f.members.append(_member(f, run, init))
+
+
+def _member(f: ModelFit, run: EMRun, init: int) -> Member:
+    """Initialisation ``init`` of ``f``'s model, with its max_iter and tol."""
+    return Member(f.estimator, run, init, f.estimator.max_iter, f.estimator.tol)
 
 
 def _best(f: ModelFit) -> EMRun | None:
