@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
+from ..kernels.covariance import information_criteria
 from .inputs import check_feature_count, describe_input, load_model, open_input
 from .options import add_cluster_options, add_input_options, add_output_options, add_progress_option
 from .output import local_progress_bar, print_json, say
@@ -34,8 +34,7 @@ def criteria(model, rows) -> dict:
         "log_likelihood": total,
         "n_scored": n,
         "n_parameters": n_parameters,
-        "bic": -2 * plug_in + n_parameters * math.log(n) if n else math.nan,
-        "aic": -2 * plug_in + 2 * n_parameters,
+        **dict(zip(("bic", "aic"), information_criteria(plug_in, n, n_parameters), strict=True)),
     }
 
 

@@ -22,17 +22,17 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from .._typing import ArrayLike, Data, PathLike
-from ..engine.compute import single_threaded_blas, using_scheduler
 from ..engine.progress import ChunkProgress, FitProgress
 from ..errors import SingularCovarianceError
 from ..io import training_data_fingerprint
+from ..kernels.covariance import information_criteria
 from ..kernels.params import COVARIANCE_TYPES, validate_parameters
 from ..kernels.stats import SufficientStats
 from .batch import BatchMixture
 from .gaussian_mixture import GaussianMixture
 from .inputs import fit_rows, training_input
 from .joint import fit_jointly, model_view, score_runs
-from .session import verbose_logging
+from .session import computing, verbose_logging
 
 #: The columns of :attr:`MixtureSelection.table`, in order.
 COLUMNS = (
@@ -193,11 +193,7 @@ def select_mixture(
     }
     for model in estimators.values():
         validate_parameters(model.get_params())
-    with (
-        verbose_logging(logger, template.verbose),
-        single_threaded_blas(),
-        using_scheduler(template.scheduler),
-    ):
+    with verbose_logging(logger, template.verbose), computing(template.scheduler):
         fits, rows, names, feature_dim, training_data = _fit_grid(
             X, sample_weight, estimators, template, checkpoint
         )
@@ -325,8 +321,7 @@ def _table(fits: list, scores: dict) -> list[dict]:
                 "log_likelihood": total,
                 "n_parameters": p,
                 "n_scored": n,
-                "bic": -2 * total + p * math.log(n) if n else math.nan,
-                "aic": -2 * total + 2 * p if n else math.nan,
+                **dict(zip(("bic", "aic"), information_criteria(total, n, p), strict=True)),
                 "seconds": round(member.seconds, 3),
                 "error": member.error,
             }

@@ -19,6 +19,7 @@ if-chains.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -94,6 +95,19 @@ def n_parameters(covariance_type: str, n_components: int, n_features: int) -> fl
     """Free parameters of a mixture: covariances, means and K - 1 weights."""
     k, d = n_components, n_features
     return SHAPES[covariance_type].free_parameters(k, d) + k * d + k - 1
+
+
+def information_criteria(
+    log_likelihood: float, n_rows: int, n_parameters: float
+) -> tuple[float, float]:
+    """BIC and AIC of a model whose log-likelihood over ``n_rows`` scored rows is
+    ``log_likelihood`` (lower is better); NaN for no rows."""
+    if not n_rows:
+        return math.nan, math.nan
+    return (
+        -2 * log_likelihood + n_parameters * math.log(n_rows),
+        -2 * log_likelihood + 2 * n_parameters,
+    )
 
 
 # --------------------------------------------------------------------------- #
