@@ -37,7 +37,6 @@ import itertools
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -47,10 +46,10 @@ from pathlib import Path
 import dask
 import dask.array as da
 import numpy as np
+from _machine import machine  # benchmarks/_machine.py (run as a script from here)
 from dask.delayed import delayed
 from distributed import get_task_stream
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_info
 
 import daskgmm
 import daskgmm.engine.passes as passes
@@ -59,27 +58,29 @@ import daskgmm.estimators.fit_events as fit_events
 from daskgmm import GaussianMixture
 from daskgmm.cluster import close, start_local_cluster
 from daskgmm.datasets import make_mixture
-from daskgmm.kernels.stats import merge_all
 
 K, D = 8, 16
 logger = logging.getLogger("bench_events")
 
 
 def delayed_pass_graph(rows, responsibilities, chunk_ids=None, prefix="daskgmm_estep",
-                       split_every=None):  # fmt: skip
-    """The pass graph as built before issue 14: one ``delayed`` call per task."""
+                       split_every=None, threads=None, *, one=False):  # fmt: skip
+    """The pass graph as built before issue 14: one ``delayed`` call per task (the
+    signature of ``passes.pass_graph_many``, all models in one task per chunk)."""
     import uuid
 
     ids = tuple(range(rows.n_chunks)) if chunk_ids is None else tuple(int(i) for i in chunk_ids)
     token = uuid.uuid4().hex
-    shared = delayed((responsibilities, ids), name=f"daskgmm_params-{token}", pure=True)
+    shared = delayed((tuple(responsibilities), ids), name=f"daskgmm_params-{token}", pure=True)
     weights = rows.weights or [None] * rows.n_chunks
     leaves = [
-        delayed(passes._chunk_stats_at, pure=True)(
+        delayed(passes._chunk_stats_of, pure=True)(
             rows.blocks[chunk],
             shared,
             weights[chunk],
             position,
+            0,
+            len(responsibilities),
             dask_key_name=(f"{prefix}-{token}", position),
         )
         for position, chunk in enumerate(ids)
@@ -88,13 +89,13 @@ def delayed_pass_graph(rows, responsibilities, chunk_ids=None, prefix="daskgmm_e
     split_every = split_every or passes.DEFAULT_SPLIT_EVERY
     while len(leaves) > 1:
         leaves = [
-            delayed(merge_all, pure=True)(
+            delayed(passes.merge_each, pure=True)(
                 leaves[i : i + split_every], dask_key_name=(name, level, j)
             )
             for j, i in enumerate(range(0, len(leaves), split_every))
         ]
         level += 1
-    return leaves[0]
+    return leaves[0][0] if one else leaves[0]
 
 
 @contextlib.contextmanager
@@ -107,7 +108,7 @@ def configuration(name: str):
     """The code and settings of one configuration, for the block."""
     with contextlib.ExitStack() as stack:
         if name == "before":
-            stack.enter_context(_patched(passes, "pass_graph", delayed_pass_graph))
+            stack.enter_context(_patched(passes, "pass_graph_many", delayed_pass_graph))
             stack.enter_context(_patched(em, "held_rows", sent_with_every_pass))
         if name != "after":
             stack.enter_context(dask.config.set({fit_events.CONFIG_KEY: False}))
@@ -280,20 +281,6 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(results, indent=2))
     logger.info("wrote %s", out)
     return 0
-
-
-def machine() -> dict:
-    """Cores, BLAS and load, for the record."""
-    return {
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "blas": [
-            {k: lib.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
-            for lib in threadpool_info()
-            if lib.get("user_api") == "blas"
-        ],
-        "load_average_after": os.getloadavg(),
-    }
 
 
 def print_table(summary: dict, n_rows: int, chunk_rows: int) -> None:

@@ -36,19 +36,17 @@ import datetime
 import json
 import logging
 import os
-import platform
 import tempfile
 import threading
 import time
 import warnings
 from pathlib import Path
 
-import dask
 import dask.array as da
 import numpy as np
 import zarr
+from _machine import machine  # benchmarks/_machine.py (run as a script from here)
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_info
 
 from daskgmm import GaussianMixture, select_mixture
 from daskgmm.datasets import make_mixture
@@ -153,21 +151,6 @@ def run_case(path: str, delay: float, args) -> dict:
         (seq_reads / n_seq) * len(models) / max(grid_reads, 1)
     )
     return case
-
-
-def machine() -> dict:
-    """Cores, BLAS and load, for the record."""
-    return {
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "blas": [
-            {k: lib.get(k) for k in ("internal_api", "version", "num_threads")}
-            for lib in threadpool_info()
-            if lib.get("user_api") == "blas"
-        ],
-        "dask_threads": dask.system.CPU_COUNT,
-        "load_average_after": os.getloadavg(),
-    }
 
 
 def print_table(cases: dict) -> None:
