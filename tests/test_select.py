@@ -315,3 +315,15 @@ def test_a_model_whose_covariance_collapses_stops_alone_and_the_grid_goes_on():
     assert all(row["error"] is None for row in result.table if row["n_components"] == 2)
     _same_fit(result.estimators[(2, "full")], alone, rtol=0)
     assert result.best_estimator_ is result.estimators[(2, "full")]
+
+
+def test_a_checkpoint_that_is_a_file_is_refused_before_any_pass(tmp_path):
+    X = da.from_array(blobs(), chunks=(300, 3))
+    (tmp_path / "ck").write_text("not a directory")
+    with (
+        ComputeCounter() as computes,
+        pytest.raises(ValueError, match="is a file: give a directory"),
+    ):
+        select_mixture(X, [1, 2], checkpoint=tmp_path / "ck")
+    assert computes.count == 0
+    assert (tmp_path / "ck").read_text() == "not a directory"

@@ -171,7 +171,8 @@ def select_mixture(
     ------
     ValueError
         For an empty grid, a K below 1 or above the number of rows, an unknown
-        covariance type or criterion, or an online estimator.
+        covariance type or criterion, an online estimator, or a ``checkpoint``
+        that is a file.
 
     Examples
     --------
@@ -183,6 +184,11 @@ def select_mixture(
     """
     started = time.perf_counter()
     ks, types, template = _check_grid(n_components, covariance_type, n_init, criterion, estimator)
+    if checkpoint is not None and os.path.exists(checkpoint) and not os.path.isdir(checkpoint):
+        raise ValueError(
+            f"checkpoint {os.fspath(checkpoint)!r} is a file: give a directory, which holds "
+            "one checkpoint per (K, covariance type)."
+        )
     seed = _seed(random_state)
     estimators = {
         (k, c): clone(template).set_params(
